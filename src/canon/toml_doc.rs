@@ -1,0 +1,1 @@
+//! TOML → [`Value`]: datetimes become their RFC 3339 text.

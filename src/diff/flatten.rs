@@ -1,0 +1,1 @@
+//! Flattening canonical trees to leaves keyed by path (§6.3).
