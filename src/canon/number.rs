@@ -52,11 +52,11 @@ impl Decimal {
         let bytes = text.as_bytes();
         let mut i = 0;
         let mut negative = false;
-        if let Some(&c) = bytes.first() {
-            if c == b'-' || c == b'+' {
-                negative = c == b'-';
-                i = 1;
-            }
+        if let Some(&c) = bytes.first()
+            && (c == b'-' || c == b'+')
+        {
+            negative = c == b'-';
+            i = 1;
         }
         let mut digits: Vec<u8> = Vec::with_capacity(bytes.len());
         let mut fraction_digits: i64 = 0;
@@ -468,7 +468,7 @@ mod tests {
 
     #[test]
     fn ordering_is_numeric() {
-        let mut v = vec![
+        let mut v = [
             d("10"),
             d("-1"),
             d("2"),

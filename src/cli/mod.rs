@@ -2,7 +2,12 @@
 //! exit code. Results go to stdout, warnings (`warning: …`), progress and errors to
 //! stderr; an error is printed once, as one sentence.
 
-use std::path::PathBuf;
+pub mod check;
+pub mod diff;
+pub mod output;
+pub mod validate;
+
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -77,6 +82,9 @@ pub enum Command {
 }
 
 pub fn main() -> ExitCode {
+    // One TLS provider for every client in the process (reqwest is built without one
+    // so that only ring, which needs no cmake, is compiled).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -100,16 +108,43 @@ pub fn main() -> ExitCode {
 
 pub fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
-        other => anyhow::bail!("`{}` is not built yet", command_name(&other)),
+        Command::Check { config, bots, shard, format } => check::run(&config, &bots, shard.as_deref(), format),
+        Command::Diff { a, b, schema, tolerance, repo, format } => diff::run(diff::DiffArgs {
+            a: &a,
+            b: &b,
+            schema: schema.as_deref(),
+            tolerance: tolerance.as_deref(),
+            repo: repo.as_deref(),
+            format,
+        }),
+        Command::Validate { config } => validate::run(&config),
+        Command::Run { .. } => anyhow::bail!("`run` (the agent) is not built yet: use `check` for a one-shot evaluation"),
+        Command::Demo => crate::demo::run(),
     }
 }
 
-fn command_name(c: &Command) -> &'static str {
-    match c {
-        Command::Run { .. } => "run",
-        Command::Check { .. } => "check",
-        Command::Diff { .. } => "diff",
-        Command::Validate { .. } => "validate",
-        Command::Demo => "demo",
+/// Loads and validates a config file, printing warnings and errors on stderr.
+/// `None` means it failed (the errors were printed).
+pub fn load_config(path: &Path) -> Option<crate::config::Config> {
+    match crate::config::load(path) {
+        Ok((config, warnings)) => {
+            for w in warnings {
+                eprintln!("warning: {w}");
+            }
+            Some(config)
+        }
+        Err(errors) => {
+            for e in errors {
+                eprintln!("error: {e}");
+            }
+            None
+        }
     }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }

@@ -1,0 +1,68 @@
+//! `check --config FILE [--bot SLUG]... [--shard K/N]`: one evaluation now, no state,
+//! no telemetry. Exit 0 all IN_SYNC, 2 any DRIFT, 3 no DRIFT but some UNKNOWN.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::canon::secret::SecretKey;
+use crate::check::{CheckOutcome, Checker};
+use crate::report::Status;
+use crate::shard::Shard;
+
+use super::{ReportFormat, exit, load_config, now_ms, output};
+
+pub fn run(path: &Path, slugs: &[String], shard: Option<&str>, format: ReportFormat) -> anyhow::Result<u8> {
+    let Some(config) = load_config(path) else { return Ok(exit::ERROR) };
+    let shard = match shard.map(Shard::parse).transpose() {
+        Ok(s) => s.unwrap_or(Shard::ALL),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(exit::ERROR);
+        }
+    };
+    for slug in slugs {
+        if config.bot(slug).is_none() {
+            eprintln!("error: --bot `{slug}` is not registered in {}", path.display());
+            return Ok(exit::ERROR);
+        }
+    }
+    let bots: Vec<_> = config
+        .bots
+        .iter()
+        .filter(|b| slugs.is_empty() || slugs.iter().any(|s| s == b.slug.as_str()))
+        .filter(|b| shard.owns(b.slug.as_str()))
+        .cloned()
+        .collect();
+
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let outcome = runtime.block_on(async {
+        let mut checker = Checker::new(Arc::new(config), SecretKey::random())?;
+        anyhow::Ok(checker.run(&bots, now_ms()).await)
+    })?;
+    eprintln!("{}", summary(&outcome));
+    output::print_reports(&outcome.reports, format)?;
+    Ok(exit_code(&outcome))
+}
+
+pub fn exit_code(outcome: &CheckOutcome) -> u8 {
+    if outcome.count(Status::Drift) > 0 {
+        exit::DRIFT
+    } else if outcome.count(Status::Unknown) > 0 {
+        exit::UNKNOWN
+    } else {
+        exit::OK
+    }
+}
+
+fn summary(o: &CheckOutcome) -> String {
+    let commit = o.commit.as_deref().map_or("no commit".to_owned(), |c| format!("commit {}", &c[..c.len().min(12)]));
+    format!(
+        "checked {} bot{} against {commit} in {} ms: {} drifting, {} unknown, {} in sync",
+        o.reports.len(),
+        if o.reports.len() == 1 { "" } else { "s" },
+        o.duration.as_millis(),
+        o.count(Status::Drift),
+        o.count(Status::Unknown),
+        o.count(Status::InSync),
+    )
+}

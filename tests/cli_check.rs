@@ -1,0 +1,288 @@
+//! `check` through the built binary against a real Git repo and loopback bots.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::bots::{BotServer, Reply, dead_url};
+use support::repo::FixtureRepo;
+use support::{json_lines, run, stderr, write_config};
+
+const SCHEMA: &str = r#"{
+  "$schema": "https://json-schema.org/draft/2020-12/schema",
+  "type": "object",
+  "properties": {
+    "intraday_drawdown_pct": { "type": "number" },
+    "max_position_usd": { "type": "integer", "default": 1000 },
+    "venues": { "type": "array", "uniqueItems": true, "items": { "type": "string" } }
+  }
+}"#;
+
+fn committed(drawdown: &str) -> String {
+    format!(r#"{{"intraday_drawdown_pct": {drawdown}, "venues": ["a", "b"]}}"#)
+}
+
+struct Fleet {
+    repo: FixtureRepo,
+    bots: BotServer,
+    dir: tempfile::TempDir,
+}
+
+/// Two bots, both in sync: `risk.killswitch` and `mm.eu`.
+fn fleet() -> Fleet {
+    let repo = FixtureRepo::new();
+    for slug in ["risk.killswitch", "mm.eu"] {
+        repo.write(&format!("bots/{slug}.json"), &committed("12"));
+        repo.write(&format!("schemas/{slug}.schema.json"), SCHEMA);
+    }
+    repo.commit("initial configs");
+    let bots = BotServer::start();
+    // Key order, number format and a schema default differ from the committed text.
+    bots.set("/risk", Reply::Json(r#"{"venues": ["b", "a"], "max_position_usd": 1000, "intraday_drawdown_pct": 12.0}"#.into()));
+    bots.set("/mm", Reply::Json(r#"{"intraday_drawdown_pct": 1.2e1, "venues": ["a", "b"]}"#.into()));
+    Fleet { repo, bots, dir: tempfile::tempdir().expect("tmp") }
+}
+
+impl Fleet {
+    fn config(&self, extra_bots: &[(&str, String)]) -> std::path::PathBuf {
+        let mut bots = vec![("risk.killswitch", self.bots.url("/risk")), ("mm.eu", self.bots.url("/mm"))];
+        bots.extend(extra_bots.iter().cloned());
+        write_config(self.dir.path(), self.repo.path(), &bots, "", "[runtime]\ntimeout_ms = 400\n")
+    }
+
+    fn check(&self, extra_bots: &[(&str, String)], args: &[&str]) -> std::process::Output {
+        let cfg = self.config(extra_bots);
+        let mut all = vec!["check", "--config", cfg.to_str().expect("utf8"), "--format", "json"];
+        all.extend_from_slice(args);
+        run(&all, self.dir.path())
+    }
+}
+
+fn by_slug<'a>(reports: &'a [serde_json::Value], slug: &str) -> &'a serde_json::Value {
+    reports.iter().find(|r| r["bot_slug"] == slug).unwrap_or_else(|| panic!("no report for {slug}"))
+}
+
+#[test]
+fn identical_configs_report_no_drift_despite_key_order_number_format_and_defaults() {
+    let f = fleet();
+    let out = f.check(&[], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let reports = json_lines(&out);
+    assert_eq!(reports.len(), 2);
+    for r in &reports {
+        assert_eq!(r["status"], "IN_SYNC", "{r}");
+        assert_eq!(r["drifts"], serde_json::json!([]));
+        assert_eq!(r["reason_code"], serde_json::Value::Null);
+    }
+    // Reports come in slug byte order.
+    assert_eq!(reports[0]["bot_slug"], "mm.eu");
+    assert_eq!(reports[1]["bot_slug"], "risk.killswitch");
+}
+
+#[test]
+fn one_numeric_field_changed_by_one_reports_exactly_that_drift() {
+    let f = fleet();
+    f.bots.set("/risk", Reply::Json(r#"{"intraday_drawdown_pct": 11, "venues": ["a", "b"]}"#.into()));
+    let out = f.check(&[], &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let reports = json_lines(&out);
+    let r = by_slug(&reports, "risk.killswitch");
+    assert_eq!(r["status"], "DRIFT");
+    assert_eq!(r["reason_code"], "GOV_CONFIG_DRIFT_DETECTED");
+    let drifts = r["drifts"].as_array().expect("drifts");
+    assert_eq!(drifts.len(), 1, "{r}");
+    assert_eq!(drifts[0]["field"], "intraday_drawdown_pct");
+    assert_eq!(drifts[0]["kind"], "changed");
+    assert_eq!(drifts[0]["running"], 11);
+    assert_eq!(drifts[0]["committed"], 12);
+    assert_eq!(drifts[0]["delta"], -1);
+    assert_eq!(drifts[0]["since_ts_ms"], r["checked_at_ms"]);
+    assert_eq!(by_slug(&reports, "mm.eu")["status"], "IN_SYNC");
+}
+
+#[test]
+fn the_pinned_branch_is_the_one_read() {
+    let f = fleet();
+    let main_head = f.repo.head();
+    f.repo.checkout("staging", true);
+    f.repo.write("bots/risk.killswitch.json", &committed("99"));
+    let staging_head = f.repo.commit("staging experiment");
+    assert_ne!(main_head, staging_head);
+    let out = f.check(&[], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    for r in json_lines(&out) {
+        assert_eq!(r["committed_ref"], "main");
+        assert_eq!(r["committed_commit"], main_head.as_str());
+        assert_eq!(r["status"], "IN_SYNC");
+    }
+}
+
+#[test]
+fn a_missing_branch_is_branch_not_found_never_a_fallback() {
+    let f = fleet();
+    f.repo.git(&["branch", "-m", "main", "trunk"]);
+    let out = f.check(&[], &[]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    for r in json_lines(&out) {
+        assert_eq!(r["status"], "UNKNOWN");
+        assert_eq!(r["unknown_reason"], "branch_not_found");
+        assert_eq!(r["committed_commit"], serde_json::Value::Null);
+    }
+}
+
+#[test]
+fn a_blocked_config_repo_makes_every_bot_unknown() {
+    let f = fleet();
+    // A first check succeeds, so the clone exists and has content.
+    assert_eq!(f.check(&[], &[]).status.code(), Some(0));
+    let away = f.repo.block();
+    let out = f.check(&[], &[]);
+    f.repo.unblock(&away);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let reports = json_lines(&out);
+    assert_eq!(reports.len(), 2);
+    for r in &reports {
+        assert_eq!(r["status"], "UNKNOWN");
+        assert_eq!(r["reason_code"], "GOV_CONFIG_DRIFT_UNKNOWN");
+        assert_eq!(r["unknown_reason"], "repo_unreachable");
+        assert!(r["detail"].as_str().is_some_and(|d| !d.is_empty()));
+    }
+    // Recovery: the repo back, the next check is in sync again.
+    assert_eq!(f.check(&[], &[]).status.code(), Some(0));
+}
+
+#[test]
+fn misbehaving_bots_are_unknown_with_their_reason_and_the_others_unaffected() {
+    let f = fleet();
+    let body = committed("12");
+    f.bots.set("/slow", Reply::Stall(Duration::from_secs(10), body.clone()));
+    f.bots.set("/trickle", Reply::Trickle(Duration::from_millis(200), body.clone()));
+    f.bots.set("/error", Reply::Status(500));
+    f.bots.set("/redirect", Reply::Status(302));
+    f.bots.set("/huge", Reply::DeclaredLength(1 << 40));
+    f.bots.set("/endless", Reply::Endless);
+    f.bots.set("/notjson", Reply::Json("<html>hello</html>".into()));
+    f.bots.set("/array", Reply::Json("[1, 2]".into()));
+    f.bots.set("/dupkey", Reply::Json(r#"{"intraday_drawdown_pct": 12, "intraday_drawdown_pct": 12}"#.into()));
+    let extra: Vec<(&str, String)> = vec![
+        ("b.slow", f.bots.url("/slow")),
+        ("b.trickle", f.bots.url("/trickle")),
+        ("b.error", f.bots.url("/error")),
+        ("b.redirect", f.bots.url("/redirect")),
+        ("b.huge", f.bots.url("/huge")),
+        ("b.endless", f.bots.url("/endless")),
+        ("b.notjson", f.bots.url("/notjson")),
+        ("b.array", f.bots.url("/array")),
+        ("b.dupkey", f.bots.url("/dupkey")),
+        ("b.dead", dead_url()),
+    ];
+    for (slug, _) in &extra {
+        f.repo.write(&format!("bots/{slug}.json"), &committed("12"));
+    }
+    f.repo.commit("more bots");
+    let started = Instant::now();
+    let out = f.check(&extra, &[]);
+    let took = started.elapsed();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let reports = json_lines(&out);
+    let expect = [
+        ("b.slow", "runtime_timeout"),
+        ("b.trickle", "runtime_timeout"),
+        ("b.error", "runtime_bad_response"),
+        ("b.redirect", "runtime_bad_response"),
+        ("b.huge", "runtime_too_large"),
+        ("b.endless", "runtime_too_large"),
+        ("b.notjson", "runtime_bad_response"),
+        ("b.array", "runtime_bad_response"),
+        ("b.dupkey", "runtime_bad_response"),
+        ("b.dead", "runtime_unreachable"),
+    ];
+    for (slug, reason) in expect {
+        let r = by_slug(&reports, slug);
+        assert_eq!(r["status"], "UNKNOWN", "{slug}: {r}");
+        assert_eq!(r["unknown_reason"], reason, "{slug}: {r}");
+        assert_eq!(r["drifts"], serde_json::json!([]), "{slug}");
+    }
+    assert_eq!(by_slug(&reports, "risk.killswitch")["status"], "IN_SYNC");
+    assert_eq!(by_slug(&reports, "mm.eu")["status"], "IN_SYNC");
+    // Bounded by the 400 ms timeout, not by the 10 s bot (generous: process start, clone).
+    assert!(took < Duration::from_secs(8), "check took {took:?}");
+}
+
+#[test]
+fn a_committed_file_that_is_missing_or_a_symlink_is_unknown() {
+    let f = fleet();
+    f.repo.write("elsewhere.json", &committed("12"));
+    std::os::unix::fs::symlink("../elsewhere.json", f.repo.path().join("bots/b.link.json")).expect("symlink");
+    f.repo.commit("a symlink");
+    let extra = vec![("b.link", f.bots.url("/risk")), ("b.absent", f.bots.url("/risk"))];
+    let out = f.check(&extra, &[]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let reports = json_lines(&out);
+    assert_eq!(by_slug(&reports, "b.link")["unknown_reason"], "committed_config_invalid");
+    assert_eq!(by_slug(&reports, "b.absent")["unknown_reason"], "committed_config_missing");
+}
+
+#[test]
+fn bot_filter_and_unregistered_bot() {
+    let f = fleet();
+    let out = f.check(&[], &["--bot", "mm.eu"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let reports = json_lines(&out);
+    assert_eq!(reports.len(), 1);
+    assert_eq!(reports[0]["bot_slug"], "mm.eu");
+
+    let out = f.check(&[], &["--bot", "nope"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("`nope`"), "{}", stderr(&out));
+}
+
+#[test]
+fn shards_split_the_fleet_without_overlap() {
+    let f = fleet();
+    let mut seen = Vec::new();
+    for k in 1..=3 {
+        let shard = format!("{k}/3");
+        let out = f.check(&[], &["--shard", &shard]);
+        assert!(matches!(out.status.code(), Some(0)), "{}", stderr(&out));
+        seen.extend(json_lines(&out).into_iter().map(|r| r["bot_slug"].as_str().unwrap_or("").to_owned()));
+    }
+    seen.sort();
+    assert_eq!(seen, ["mm.eu", "risk.killswitch"]);
+}
+
+#[test]
+fn table_output_has_a_row_per_drift() {
+    let f = fleet();
+    f.bots.set("/risk", Reply::Json(r#"{"intraday_drawdown_pct": 10, "venues": ["a", "c"]}"#.into()));
+    let cfg = f.config(&[]);
+    let out = run(&["check", "--config", cfg.to_str().expect("utf8")], f.dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    let text = support::stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].starts_with("BOT"), "{text}");
+    assert_eq!(lines.iter().filter(|l| l.starts_with("risk.killswitch")).count(), 3, "{text}");
+    assert!(text.contains("intraday_drawdown_pct") && text.contains("10 → 12"), "{text}");
+    assert!(text.contains(r#"venues[="c"]"#), "{text}");
+    assert!(!text.contains('\x1b'), "no colour off a terminal");
+}
+
+#[test]
+fn every_report_line_matches_the_shipped_json_schema() {
+    let f = fleet();
+    f.bots.set("/risk", Reply::Json(r#"{"intraday_drawdown_pct": 10}"#.into()));
+    let extra = vec![("b.dead", dead_url())];
+    f.repo.write("bots/b.dead.json", &committed("1"));
+    f.repo.commit("dead bot");
+    let out = f.check(&extra, &[]);
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string("schemas/ConfigDriftReport.schema.json").expect("schema file"))
+            .expect("schema JSON");
+    let validator = jsonschema::validator_for(&schema).expect("schema compiles");
+    let reports = json_lines(&out);
+    assert_eq!(reports.len(), 3);
+    for r in &reports {
+        let errors: Vec<String> = validator.iter_errors(r).map(|e| format!("{} at {}", e, e.instance_path())).collect();
+        assert!(errors.is_empty(), "{r}\n{errors:?}");
+    }
+}

@@ -1,0 +1,91 @@
+//! Real parts for black-box tests: Git repos made with real commits, bots served
+//! by a real loopback HTTP server, the built binary run in a fresh temp dir.
+#![allow(dead_code)]
+
+pub mod bots;
+pub mod fleet;
+pub mod repo;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_config-drift-detector")
+}
+
+/// Runs the binary with `args`, stdin closed, `NO_COLOR` set.
+pub fn run(args: &[&str], cwd: &Path) -> Output {
+    Command::new(binary())
+        .args(args)
+        .current_dir(cwd)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .output()
+        .expect("the binary runs")
+}
+
+/// Runs the binary with `stdin` fed to it.
+pub fn run_with_stdin(args: &[&str], cwd: &Path, stdin: &[u8]) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(binary())
+        .args(args)
+        .current_dir(cwd)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary starts");
+    child.stdin.take().expect("stdin").write_all(stdin).expect("stdin written");
+    child.wait_with_output().expect("the binary runs")
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Every stdout line parsed as JSON.
+pub fn json_lines(o: &Output) -> Vec<serde_json::Value> {
+    stdout(o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+/// Polls `f` until it returns `Some`, failing after `deadline`.
+pub fn poll<T>(deadline: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let end = Instant::now() + deadline;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < end, "timed out after {deadline:?} waiting for {what}");
+        std::thread::yield_now();
+        std::thread::park_timeout(Duration::from_millis(20));
+    }
+}
+
+/// A config file for `repo` and `bots` (slug, runtime URL) in `dir`, with `extra`
+/// TOML appended to the top level before the tables.
+pub fn write_config(dir: &Path, repo: &Path, bots: &[(&str, String)], top: &str, tables: &str) -> PathBuf {
+    let mut s = String::new();
+    s.push_str(top);
+    s.push('\n');
+    s.push_str(&format!(
+        "[repo]\nurl = {:?}\nbranch = \"main\"\nconfig_path = \"bots/{{slug}}.json\"\nschema_path = \"schemas/{{slug}}.schema.json\"\ncheckout_dir = \"state/repo\"\n",
+        repo.display().to_string()
+    ));
+    s.push_str(tables);
+    s.push('\n');
+    for (slug, url) in bots {
+        s.push_str(&format!("[[bots]]\nslug = {slug:?}\nruntime = {url:?}\n\n"));
+    }
+    let path = dir.join("config.toml");
+    std::fs::write(&path, s).expect("config written");
+    path
+}
