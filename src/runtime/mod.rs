@@ -1,16 +1,30 @@
 //! The running side (the `runtime =` key, §4): fetch every bot's running config
 //! over `http(s)://` or `file://` (`grpc(s)://` comes later) within the check's
-//! latency budget. Every failure becomes an UNKNOWN reason, never an error that
-//! unwinds the check.
+//! latency budget (§8). Every failure becomes an UNKNOWN reason with a detail
+//! sentence, never an error that unwinds the check.
+//!
+//! This module only fetches bytes: it does not parse them (the caller does, from
+//! `RunningDoc::bytes`), keeps no state between checks beyond the HTTP
+//! connection pool, and never puts a header value or URL credentials into a
+//! detail or a log line.
 
 pub mod file;
 pub mod http;
+pub mod tls;
 
 use std::time::{Duration, Instant};
 
+use futures_util::StreamExt;
+
 use crate::canon::Format;
-use crate::config::{Bot, RuntimeConfig};
+use crate::config::{Bot, RuntimeConfig, RuntimeSource};
 use crate::report::UnknownReason;
+
+pub use tls::TlsSetupError;
+
+/// The detail of a bot that was never started because the check's budget ran out
+/// (§8: operators and the outside tests match this text).
+pub const BUDGET_EXHAUSTED: &str = "check budget exhausted";
 
 /// A running config as the bot sent it, not yet parsed.
 #[derive(Clone, Debug)]
@@ -30,6 +44,15 @@ pub struct FetchFailure {
     pub detail: String,
 }
 
+impl FetchFailure {
+    pub fn new(reason: UnknownReason, detail: impl Into<String>) -> FetchFailure {
+        FetchFailure {
+            reason,
+            detail: detail.into(),
+        }
+    }
+}
+
 /// One bot's fetch: the outcome and how long it took (for
 /// `drift_bot_fetch_duration_seconds`; `None` when it never started).
 #[derive(Debug)]
@@ -38,27 +61,110 @@ pub struct Fetched {
     pub duration: Option<Duration>,
 }
 
-/// A problem building the fetcher (bad CA file, key), as one sentence.
+/// A problem building the fetcher, as one sentence naming the file or header at
+/// fault.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct RuntimeSetupError(pub String);
+pub enum RuntimeSetupError {
+    #[error("[runtime] TLS settings: {0}")]
+    Tls(#[from] TlsSetupError),
+    #[error("[runtime].headers: {0}")]
+    Header(#[from] http::HeaderError),
+    #[error("[runtime]: the HTTP client cannot be built: {0}")]
+    Client(reqwest::Error),
+}
 
-/// Holds the HTTP client (connections kept alive and reused across checks).
+/// Holds the HTTP client, whose connections are kept alive and reused across
+/// fetches and checks. Cheap to clone: clones share the connection pool.
+#[derive(Clone)]
 pub struct Fetcher {
-    _private: (),
+    client: reqwest::Client,
+    timeout: Duration,
+    max_in_flight: usize,
+    max_body_bytes: u64,
 }
 
 impl Fetcher {
     pub fn new(cfg: &RuntimeConfig) -> Result<Fetcher, RuntimeSetupError> {
-        let _ = cfg;
-        todo!("runtime::Fetcher::new")
+        // Per-bot header lists are checked at each fetch (a bad one makes only that
+        // bot UNKNOWN); the shared ones are checked here so a typo stops startup.
+        http::header_map(&cfg.headers)?;
+        let tls = tls::client_config(
+            cfg.ca_file.as_deref(),
+            cfg.client_cert.as_deref(),
+            cfg.client_key.as_deref(),
+        )?;
+        let max_in_flight = cfg.max_in_flight.max(1);
+        let client = http::client(tls, max_in_flight).map_err(RuntimeSetupError::Client)?;
+        Ok(Fetcher {
+            client,
+            timeout: cfg.timeout,
+            max_in_flight,
+            max_body_bytes: cfg.max_body_bytes,
+        })
     }
 
     /// Fetches every bot, at most `max_in_flight` at once. A fetch not started by
     /// `budget_deadline` is `runtime_timeout` with detail "check budget exhausted".
     /// Results are in the order of `bots`.
+    ///
+    /// Each started fetch is bounded by `timeout_ms`, so the whole call returns
+    /// by `budget_deadline + timeout_ms` at the latest, however slow the bots.
     pub async fn fetch_all(&self, bots: &[Bot], budget_deadline: Instant) -> Vec<Fetched> {
-        let _ = (bots, budget_deadline);
-        todo!("runtime::Fetcher::fetch_all")
+        // `buffer_unordered` creates each future only when a slot frees up, so the
+        // budget is checked at the moment a fetch would start, and a slow bot holds
+        // one slot, never the queue behind it.
+        let mut done: Vec<(usize, Fetched)> = futures_util::stream::iter(bots.iter().enumerate())
+            .map(|(i, bot)| async move { (i, self.fetch_admitted(bot, budget_deadline).await) })
+            .buffer_unordered(self.max_in_flight)
+            .collect()
+            .await;
+        done.sort_unstable_by_key(|(i, _)| *i);
+        done.into_iter().map(|(_, fetched)| fetched).collect()
+    }
+
+    async fn fetch_admitted(&self, bot: &Bot, budget_deadline: Instant) -> Fetched {
+        if Instant::now() >= budget_deadline {
+            return Fetched {
+                result: Err(FetchFailure::new(
+                    UnknownReason::RuntimeTimeout,
+                    BUDGET_EXHAUSTED,
+                )),
+                duration: None,
+            };
+        }
+        let started = Instant::now();
+        let result = self.fetch_one(bot).await;
+        Fetched {
+            result,
+            duration: Some(started.elapsed()),
+        }
+    }
+
+    /// One bot's fetch, bounded as a whole (connect, headers and body) by the
+    /// timeout: a peer trickling a byte a second cannot hold a slot past it.
+    async fn fetch_one(&self, bot: &Bot) -> Result<RunningDoc, FetchFailure> {
+        let fetch = async {
+            match &bot.runtime {
+                RuntimeSource::Http(url) => {
+                    http::fetch(&self.client, url, &bot.headers, self.max_body_bytes).await
+                }
+                RuntimeSource::File(path) => file::read(path, self.max_body_bytes).await,
+                RuntimeSource::Grpc { .. } => Err(FetchFailure::new(
+                    UnknownReason::RuntimeUnreachable,
+                    "grpc sources are not supported yet",
+                )),
+            }
+        };
+        match tokio::time::timeout(self.timeout, fetch).await {
+            Ok(result) => result,
+            Err(_) => Err(FetchFailure::new(
+                UnknownReason::RuntimeTimeout,
+                format!(
+                    "{}: no complete answer within {} ms",
+                    bot.runtime.display_redacted(),
+                    self.timeout.as_millis()
+                ),
+            )),
+        }
     }
 }
