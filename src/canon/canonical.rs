@@ -1,1 +1,554 @@
-//! Canonicalisation of one parsed document through its schema into the leaf form `diff` compares.
+//! Canonicalisation of one parsed document through its schema (§6.2) into the form
+//! `diff` compares: defaults filled, ignored subtrees removed (and their leaves
+//! counted), keyed arrays indexed by key, sets deduplicated, secrets HMAC'd, and
+//! the leaves flattened once, sorted by path.
+//!
+//! A `Canonical` is built once per document and may be diffed many times (the
+//! committed side is cached per blob). Pure: no I/O, no clock; secret values stay
+//! inside this tree and only their HMAC ever reaches a path or an output string.
+
+use crate::canon::schema::{ANY, ANY_NODE, Node, NodeId, Schema};
+use crate::canon::secret::SecretKey;
+use crate::canon::value::{Map, Value, write_json_string};
+use crate::diff::flatten::{Leaf, flatten_node, flatten_tree};
+use crate::diff::path::{FieldPattern, Member, Path, Segment, redaction_token};
+use crate::report::{SchemaError, Side};
+
+/// Defaults are filled at most this many schema hops deep inside filled content,
+/// so a recursive schema whose recursion has a default terminates (§6.2).
+pub const MAX_DEFAULT_HOPS: u32 = 32;
+
+pub struct CanonOptions<'a> {
+    /// `ignore_fields`: each covers its whole subtree.
+    pub ignore_fields: &'a [FieldPattern],
+    /// What secret values are HMAC'd under.
+    pub secret_key: &'a SecretKey,
+}
+
+/// One side, canonicalised.
+#[derive(Debug)]
+pub struct Canonical {
+    pub(crate) tree: CNode,
+    /// Flattened with this side's own keyed-array decisions, sorted by path.
+    pub(crate) leaves: Vec<Leaf>,
+    /// Some `x-drift-key` array could not be matched by key (missing or repeated
+    /// key): the other side must then compare that array by position too.
+    pub(crate) has_unkeyable: bool,
+    pub(crate) schema_id: Option<[u8; 32]>,
+    /// Leaf paths removed as ignored, sorted, without repeats.
+    pub(crate) ignored: Vec<Path>,
+    side: Side,
+    schema_errors: Vec<SchemaError>,
+}
+
+impl Canonical {
+    /// Canonical JSON (§6.6) of the canonicalised tree (defaults filled, ignored
+    /// removed, sets sorted and deduplicated, keyed arrays in key order) with every
+    /// secret value replaced by its token string: what `running_sha256` hashes.
+    pub fn redacted_canonical_json(&self) -> String {
+        self.tree.to_json(true)
+    }
+
+    /// Validation errors, then canonicalisation problems (keyed-array fallbacks,
+    /// collapsed set duplicates), all on this side.
+    pub fn schema_errors(&self) -> &[SchemaError] {
+        &self.schema_errors
+    }
+
+    pub fn side(&self) -> Side {
+        self.side
+    }
+
+    /// How many leaves this side has (its own keyed-array decisions).
+    pub fn leaf_count(&self) -> usize {
+        self.leaves.len()
+    }
+}
+
+/// A canonicalised value. `hmac` is set on every node inside a secret: the full
+/// HMAC of the node's canonical JSON. Its `Debug` shows secrets as tokens only.
+pub(crate) struct CNode {
+    pub kind: CKind,
+    pub hmac: Option<String>,
+}
+
+pub(crate) enum CKind {
+    /// Null, boolean, number or string.
+    Scalar(Value),
+    /// Sorted by key bytes.
+    Object(Vec<(String, CNode)>),
+    /// Items in document order; `None` where an `ignore_fields` pattern removed one
+    /// (the others keep their index).
+    Array(Vec<Option<CNode>>),
+    /// An `x-drift-key` array. `index` is `None` when this side's items cannot be
+    /// matched by key; then it is compared by position.
+    Keyed {
+        field: String,
+        items: Vec<Option<CNode>>,
+        index: Option<KeyIndex>,
+    },
+    /// A `uniqueItems` array: members sorted by [`Member`] order, no repeats.
+    Set(Vec<SetMember>),
+}
+
+pub(crate) struct KeyIndex {
+    /// Each kept item's key, sorted by path order.
+    pub by_member: Vec<(Member, usize)>,
+    /// Kept items ordered by their key's real canonical JSON (for serialisation).
+    pub by_json: Vec<usize>,
+}
+
+pub(crate) struct SetMember {
+    /// The path segment's member: canonical JSON with secrets inside it shown as
+    /// tokens, or the HMAC when the member itself is secret.
+    pub member: Member,
+    /// The member's real canonical JSON (HMAC input, serialisation order).
+    pub json: String,
+}
+
+impl std::fmt::Debug for CNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // A `{:?}` in a log line must not be how a secret leaves the process.
+        f.write_str(&self.to_json(true))
+    }
+}
+
+impl CNode {
+    pub(crate) fn is_empty_container(&self) -> bool {
+        match &self.kind {
+            CKind::Scalar(_) => false,
+            CKind::Object(entries) => entries.is_empty(),
+            CKind::Array(items) | CKind::Keyed { items, .. } => items.iter().all(Option::is_none),
+            CKind::Set(members) => members.is_empty(),
+        }
+    }
+
+    /// Canonical JSON; with `redact`, secrets are written as their token string.
+    pub(crate) fn to_json(&self, redact: bool) -> String {
+        let mut out = String::new();
+        self.write_json(redact, &mut out);
+        out
+    }
+
+    fn write_json(&self, redact: bool, out: &mut String) {
+        if let (true, Some(h)) = (redact, &self.hmac) {
+            write_json_string(&redaction_token(h), out);
+            return;
+        }
+        match &self.kind {
+            CKind::Scalar(v) => v.write_canonical_json(out),
+            CKind::Object(entries) => {
+                out.push('{');
+                for (i, (k, v)) in entries.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    write_json_string(k, out);
+                    out.push(':');
+                    v.write_json(redact, out);
+                }
+                out.push('}');
+            }
+            CKind::Array(items)
+            | CKind::Keyed {
+                items, index: None, ..
+            } => write_items(items.iter().flatten(), redact, out),
+            CKind::Keyed {
+                items,
+                index: Some(index),
+                ..
+            } => write_items(
+                index.by_json.iter().filter_map(|&i| items.get(i)?.as_ref()),
+                redact,
+                out,
+            ),
+            CKind::Set(members) => {
+                out.push('[');
+                if redact {
+                    for (i, m) in members.iter().enumerate() {
+                        if i > 0 {
+                            out.push(',');
+                        }
+                        // A redacted member displays as its token string.
+                        out.push_str(&m.member.to_string());
+                    }
+                } else {
+                    let mut jsons: Vec<&str> = members.iter().map(|m| m.json.as_str()).collect();
+                    jsons.sort_unstable();
+                    out.push_str(&jsons.join(","));
+                }
+                out.push(']');
+            }
+        }
+    }
+}
+
+fn write_items<'a>(items: impl Iterator<Item = &'a CNode>, redact: bool, out: &mut String) {
+    out.push('[');
+    for (i, item) in items.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        item.write_json(redact, out);
+    }
+    out.push(']');
+}
+
+/// Canonicalises one side. Schema validation runs on `doc` as given; the tree then
+/// gets the schema's rules (§6.2). Problems are listed, never fatal.
+pub fn canonicalise(
+    doc: Value,
+    schema: Option<&Schema>,
+    side: Side,
+    opts: &CanonOptions<'_>,
+) -> Canonical {
+    let (mut schema_errors, unique_errors) = match schema {
+        Some(s) => s.validate(&doc, side),
+        None => (Vec::new(), Vec::new()),
+    };
+    let mut builder = Builder {
+        schema,
+        opts,
+        side,
+        path: Path::root(),
+        errors: Vec::new(),
+        ignored: Vec::new(),
+        has_unkeyable: false,
+        in_ignored: false,
+        unique_errors: &unique_errors,
+    };
+    let root = schema.map_or(ANY, Schema::root);
+    let root_secret = builder.node(root).secret;
+    let tree = builder.build(doc, root, root_secret, 0);
+    schema_errors.append(&mut builder.errors);
+    let mut ignored = builder.ignored;
+    ignored.sort_unstable();
+    ignored.dedup();
+    let leaves = flatten_tree(&tree);
+    Canonical {
+        tree,
+        leaves,
+        has_unkeyable: builder.has_unkeyable,
+        schema_id: schema.map(Schema::id),
+        ignored,
+        side,
+        schema_errors,
+    }
+}
+
+struct Builder<'s, 'o> {
+    schema: Option<&'s Schema>,
+    opts: &'o CanonOptions<'o>,
+    side: Side,
+    /// Where the value being built sits, in canonical path segments.
+    path: Path,
+    errors: Vec<SchemaError>,
+    ignored: Vec<Path>,
+    has_unkeyable: bool,
+    /// Building a removed subtree only to count its leaves: no ignore checks, no
+    /// schema errors.
+    in_ignored: bool,
+    /// Paths where validation already reported `uniqueItems`.
+    unique_errors: &'o [String],
+}
+
+impl<'s> Builder<'s, '_> {
+    fn node(&self, id: NodeId) -> &'s Node {
+        match self.schema {
+            Some(s) => s.node(id),
+            None => &ANY_NODE,
+        }
+    }
+
+    fn pattern_covers_here(&self) -> bool {
+        self.opts.ignore_fields.iter().any(|p| p.covers(&self.path))
+    }
+
+    fn error(&mut self, message: String) {
+        if !self.in_ignored {
+            self.errors.push(SchemaError {
+                side: self.side,
+                path: self.path.to_string(),
+                message,
+            });
+        }
+    }
+
+    /// `hops`: 0 in document content; inside filled defaults, how many schema hops
+    /// below the nearest document value.
+    fn build(&mut self, value: Value, node_id: NodeId, in_secret: bool, hops: u32) -> CNode {
+        let node = self.node(node_id);
+        let kind = match value {
+            Value::Object(map) => CKind::Object(self.build_object(map, node, in_secret, hops)),
+            Value::Array(items) => self.build_array(items, node, in_secret, hops),
+            scalar => CKind::Scalar(scalar),
+        };
+        let mut built = CNode { kind, hmac: None };
+        if in_secret {
+            built.hmac = Some(self.opts.secret_key.hmac_hex(&built.to_json(false)));
+        }
+        built
+    }
+
+    /// Builds the removed subtree at the current path and records its leaf paths.
+    fn record_ignored(&mut self, value: Value, node_id: NodeId, in_secret: bool, hops: u32) {
+        let was = std::mem::replace(&mut self.in_ignored, true);
+        let removed = self.build(value, node_id, in_secret, hops);
+        self.in_ignored = was;
+        let mut leaves = Vec::new();
+        flatten_node(&removed, &mut self.path.0, &mut leaves);
+        self.ignored.extend(leaves.into_iter().map(|l| l.path));
+    }
+
+    fn build_object(
+        &mut self,
+        mut map: Map,
+        node: &'s Node,
+        in_secret: bool,
+        hops: u32,
+    ) -> Vec<(String, CNode)> {
+        let inner_hops = if hops > 0 { hops + 1 } else { 0 };
+        let mut entries: Vec<(String, Value, u32)> = Vec::with_capacity(map.len());
+        for (k, v) in map.iter_mut() {
+            entries.push((k.to_owned(), std::mem::replace(v, Value::Null), inner_hops));
+        }
+        let fill_hops = hops + 1;
+        if fill_hops <= MAX_DEFAULT_HOPS {
+            let mut filled = false;
+            for (k, child_id) in &node.properties {
+                let child = self.node(*child_id);
+                let Some(default) = &child.default else {
+                    continue;
+                };
+                if map.contains_key(k) || child.ignore {
+                    continue;
+                }
+                self.path.0.push(Segment::Key(k.clone()));
+                let covered = !self.in_ignored && self.pattern_covers_here();
+                self.path.0.pop();
+                if covered {
+                    continue;
+                }
+                entries.push((k.clone(), default.clone(), fill_hops));
+                filled = true;
+            }
+            if filled {
+                entries.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+            }
+        }
+        let mut out = Vec::with_capacity(entries.len());
+        for (k, v, child_hops) in entries {
+            let child_id = node.child(&k);
+            let child = self.node(child_id);
+            let child_secret = in_secret || child.secret;
+            self.path.0.push(Segment::Key(k));
+            if !self.in_ignored && (child.ignore || self.pattern_covers_here()) {
+                self.record_ignored(v, child_id, child_secret, child_hops);
+                self.path.0.pop();
+                continue;
+            }
+            let built = self.build(v, child_id, child_secret, child_hops);
+            if let Some(Segment::Key(k)) = self.path.0.pop() {
+                out.push((k, built));
+            }
+        }
+        out
+    }
+
+    fn build_array(
+        &mut self,
+        items: Vec<Value>,
+        node: &'s Node,
+        in_secret: bool,
+        hops: u32,
+    ) -> CKind {
+        let item_hops = if hops > 0 { hops + 1 } else { 0 };
+        let item_id = node.item();
+        let item_secret = in_secret || self.node(item_id).secret;
+        if let Some(field) = &node.key {
+            return self.build_keyed(field, items, item_id, item_secret, item_hops);
+        }
+        if node.unique {
+            return self.build_set(items, item_id, item_secret, item_hops);
+        }
+        let built = items
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| {
+                self.build_item(Segment::Index(i as u64), v, item_id, item_secret, item_hops)
+            })
+            .collect();
+        CKind::Array(built)
+    }
+
+    /// One array item at `seg`; `None` when an `ignore_fields` pattern removes it.
+    fn build_item(
+        &mut self,
+        seg: Segment,
+        value: Value,
+        item_id: NodeId,
+        item_secret: bool,
+        hops: u32,
+    ) -> Option<CNode> {
+        self.path.0.push(seg);
+        let built = if !self.in_ignored && self.pattern_covers_here() {
+            self.record_ignored(value, item_id, item_secret, hops);
+            None
+        } else {
+            Some(self.build(value, item_id, item_secret, hops))
+        };
+        self.path.0.pop();
+        built
+    }
+
+    fn build_keyed(
+        &mut self,
+        field: &str,
+        items: Vec<Value>,
+        item_id: NodeId,
+        item_secret: bool,
+        hops: u32,
+    ) -> CKind {
+        let item_node = self.node(item_id);
+        let key_node = self.node(item_node.child(field));
+        let key_secret = item_secret || key_node.secret;
+        // An item without the key takes the key property's default, as it would
+        // once filled.
+        let keys: Vec<Option<String>> = items
+            .iter()
+            .map(|item| match item {
+                Value::Object(m) => m
+                    .get(field)
+                    .or(key_node.default.as_ref())
+                    .map(Value::to_canonical_json),
+                _ => None,
+            })
+            .collect();
+        let shown = |json: &str| -> String {
+            if key_secret {
+                let mut s = String::new();
+                write_json_string(&self.opts.secret_key.token(json), &mut s);
+                s
+            } else {
+                json.to_owned()
+            }
+        };
+        let mut problem = None;
+        if let Some(i) = keys.iter().position(Option::is_none) {
+            problem = Some(format!("item {i} has no `{field}`"));
+        } else {
+            let mut sorted: Vec<(&str, usize)> = keys
+                .iter()
+                .enumerate()
+                .filter_map(|(i, k)| Some((k.as_deref()?, i)))
+                .collect();
+            sorted.sort_unstable();
+            if let Some(w) = sorted.windows(2).find(|w| w[0].0 == w[1].0) {
+                problem = Some(format!(
+                    "items {} and {} share the `{field}` value {}",
+                    w[0].1,
+                    w[1].1,
+                    shown(w[0].0)
+                ));
+            }
+        }
+        if let Some(problem) = problem {
+            if !self.in_ignored {
+                self.has_unkeyable = true;
+            }
+            self.error(format!(
+                "{problem}, so `x-drift-key` cannot match this array's items and both sides compare it by position"
+            ));
+            let built = items
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| {
+                    self.build_item(Segment::Index(i as u64), v, item_id, item_secret, hops)
+                })
+                .collect();
+            return CKind::Keyed {
+                field: field.to_owned(),
+                items: built,
+                index: None,
+            };
+        }
+        let keys: Vec<String> = keys.into_iter().flatten().collect();
+        let mut built = Vec::with_capacity(items.len());
+        let mut by_member = Vec::with_capacity(items.len());
+        for (i, (value, json)) in items.into_iter().zip(&keys).enumerate() {
+            let member = if key_secret {
+                Member::Redacted(self.opts.secret_key.hmac_hex(json))
+            } else {
+                Member::Json(json.clone())
+            };
+            let seg = Segment::Keyed {
+                field: field.to_owned(),
+                value: member.clone(),
+            };
+            let item = self.build_item(seg, value, item_id, item_secret, hops);
+            if item.is_some() {
+                by_member.push((member, i));
+            }
+            built.push(item);
+        }
+        by_member.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let mut by_json: Vec<usize> = by_member.iter().map(|&(_, i)| i).collect();
+        by_json.sort_unstable_by(|&a, &b| keys[a].as_bytes().cmp(keys[b].as_bytes()));
+        CKind::Keyed {
+            field: field.to_owned(),
+            items: built,
+            index: Some(KeyIndex { by_member, by_json }),
+        }
+    }
+
+    fn build_set(
+        &mut self,
+        items: Vec<Value>,
+        item_id: NodeId,
+        item_secret: bool,
+        hops: u32,
+    ) -> CKind {
+        let mut members: Vec<SetMember> = Vec::with_capacity(items.len());
+        for (i, value) in items.into_iter().enumerate() {
+            // Patterns inside a member see it by position; the member's own path
+            // needs its canonical form, known only once it is built.
+            let Some(built) =
+                self.build_item(Segment::Index(i as u64), value, item_id, item_secret, hops)
+            else {
+                continue;
+            };
+            let json = built.to_json(false);
+            let member = match &built.hmac {
+                Some(h) => Member::Redacted(h.clone()),
+                None => Member::Json(built.to_json(true)),
+            };
+            self.path.0.push(Segment::Member(member));
+            if !self.in_ignored && self.pattern_covers_here() {
+                self.ignored.push(self.path.clone());
+                self.path.0.pop();
+                continue;
+            }
+            if let Some(Segment::Member(member)) = self.path.0.pop() {
+                members.push(SetMember { member, json });
+            }
+        }
+        members.sort_by(|a, b| a.member.cmp(&b.member));
+        let before = members.len();
+        let mut repeated: Vec<String> = Vec::new();
+        members.dedup_by(|later, kept| {
+            let same = later.member == kept.member;
+            if same && repeated.last() != Some(&kept.member.to_string()) {
+                repeated.push(kept.member.to_string());
+            }
+            same
+        });
+        if members.len() != before && !self.unique_errors.contains(&self.path.to_string()) {
+            for shown in repeated {
+                self.error(format!(
+                    "member {shown} appears more than once in a `uniqueItems` array; it counts once"
+                ));
+            }
+        }
+        CKind::Set(members)
+    }
+}
