@@ -22,13 +22,20 @@ fn main() {
     let pairs = 5_000;
     let bots = fleet::generate(pairs, 7, 7);
     let limits = ParseLimits::default();
-    let schema_doc = parse_document(fleet::SCHEMA.as_bytes(), Format::Json, &limits).expect("schema parses");
+    let schema_doc =
+        parse_document(fleet::SCHEMA.as_bytes(), Format::Json, &limits).expect("schema parses");
     let schema = Schema::compile(&schema_doc).expect("schema compiles");
     let key = SecretKey::random();
-    let opts = CanonOptions { ignore_fields: &[], secret_key: &key };
-    let tolerance = DiffOptions { tolerance: Decimal::ZERO };
+    let opts = CanonOptions {
+        ignore_fields: &[],
+        secret_key: &key,
+    };
+    let tolerance = DiffOptions {
+        tolerance: Decimal::ZERO,
+    };
     let leaves = {
-        let doc = parse_document(bots[1].committed_json.as_bytes(), Format::Json, &limits).expect("parses");
+        let doc = parse_document(bots[1].committed_json.as_bytes(), Format::Json, &limits)
+            .expect("parses");
         canonicalise(doc, None, Side::Committed, &opts).leaf_count()
     };
 
@@ -38,8 +45,10 @@ fn main() {
         let started = Instant::now();
         drifts = 0;
         for bot in &bots {
-            let running = parse_document(bot.running_json.as_bytes(), Format::Json, &limits).expect("parses");
-            let committed = parse_document(bot.committed_json.as_bytes(), Format::Json, &limits).expect("parses");
+            let running =
+                parse_document(bot.running_json.as_bytes(), Format::Json, &limits).expect("parses");
+            let committed = parse_document(bot.committed_json.as_bytes(), Format::Json, &limits)
+                .expect("parses");
             let r = canonicalise(running, Some(&schema), Side::Running, &opts);
             let c = canonicalise(committed, Some(&schema), Side::Committed, &opts);
             drifts += diff(&r, &c, &tolerance).drifts.len();
@@ -48,19 +57,35 @@ fn main() {
     }
     let expected: usize = bots.iter().map(|b| b.expected.len()).sum();
     assert_eq!(drifts, expected, "the benchmark's answers are right");
-    println!("canon+diff: {pairs} pairs of ~{leaves} leaves in {:.3} s = {:.0} pairs/s (one core, best of 5)", best, pairs as f64 / best);
+    println!(
+        "canon+diff: {pairs} pairs of ~{leaves} leaves in {:.3} s = {:.0} pairs/s (one core, best of 5)",
+        best,
+        pairs as f64 / best
+    );
 
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
     let path = dir.join("canon_diff_pairs.jsonl");
     let mut f = std::fs::File::create(&path).expect("pairs file");
     for bot in &bots {
-        writeln!(f, "{{\"running\": {}, \"committed\": {}}}", bot.running_json, bot.committed_json).expect("write");
+        writeln!(
+            f,
+            "{{\"running\": {}, \"committed\": {}}}",
+            bot.running_json, bot.committed_json
+        )
+        .expect("write");
     }
     drop(f);
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/deepdiff_baseline.py");
-    match std::process::Command::new("python3").arg(script).arg(&path).output() {
+    match std::process::Command::new("python3")
+        .arg(script)
+        .arg(&path)
+        .output()
+    {
         Ok(out) if out.status.success() => print!("{}", String::from_utf8_lossy(&out.stdout)),
-        Ok(out) => println!("deepdiff baseline skipped: {}", String::from_utf8_lossy(&out.stderr).trim()),
+        Ok(out) => println!(
+            "deepdiff baseline skipped: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ),
         Err(e) => println!("deepdiff baseline skipped: python3: {e}"),
     }
 }

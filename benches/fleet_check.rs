@@ -42,7 +42,10 @@ fn peak_rss_of_children_kib() -> i64 {
 }
 
 fn main() {
-    let count: usize = std::env::var("BOTS").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);
+    let count: usize = std::env::var("BOTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
     let work = tempfile::tempdir().expect("tmp");
     let repo = work.path().join("repo");
     std::fs::create_dir_all(repo.join("bots")).expect("mkdir");
@@ -61,20 +64,36 @@ fn main() {
         std::fs::write(repo.join(&path), &bot.committed_text).expect("write");
         let route = format!("/{}", bot.slug);
         server.set(&route, bots::Reply::Json(bot.running_json.clone()));
-        config.push_str(&format!("[[bots]]\nslug = {:?}\nruntime = {:?}\nconfig_path = {path:?}\n\n", bot.slug, server.url(&route)));
+        config.push_str(&format!(
+            "[[bots]]\nslug = {:?}\nruntime = {:?}\nconfig_path = {path:?}\n\n",
+            bot.slug,
+            server.url(&route)
+        ));
     }
     git(&repo, &["add", "-A"]);
     git(&repo, &["commit", "-q", "-m", "fleet"]);
     let cfg = work.path().join("config.toml");
     std::fs::write(&cfg, config).expect("config");
-    let expected: BTreeMap<&str, &BTreeSet<String>> = generated.iter().map(|b| (b.slug.as_str(), &b.expected)).collect();
+    let expected: BTreeMap<&str, &BTreeSet<String>> = generated
+        .iter()
+        .map(|b| (b.slug.as_str(), &b.expected))
+        .collect();
     let drifting = expected.values().filter(|e| !e.is_empty()).count();
     println!("fleet: {count} bots (JSON/YAML/TOML, shared schema), {drifting} with known drifts");
 
-    for run in ["first check (clones the repo)", "second check (fetch, nothing new)"] {
+    for run in [
+        "first check (clones the repo)",
+        "second check (fetch, nothing new)",
+    ] {
         let started = Instant::now();
         let out = Command::new(env!("CARGO_BIN_EXE_config-drift-detector"))
-            .args(["check", "--config", cfg.to_str().expect("utf8"), "--format", "json"])
+            .args([
+                "check",
+                "--config",
+                cfg.to_str().expect("utf8"),
+                "--format",
+                "json",
+            ])
             .current_dir(work.path())
             .output()
             .expect("check runs");
@@ -90,8 +109,12 @@ fn main() {
                 continue;
             }
             let slug = r["bot_slug"].as_str().unwrap_or("");
-            let got: BTreeSet<String> =
-                r["drifts"].as_array().into_iter().flatten().map(|d| d["field"].as_str().unwrap_or("").to_owned()).collect();
+            let got: BTreeSet<String> = r["drifts"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|d| d["field"].as_str().unwrap_or("").to_owned())
+                .collect();
             let want = expected.get(slug).copied().cloned().unwrap_or_default();
             fp += got.difference(&want).count();
             fneg += want.difference(&got).count();
@@ -103,6 +126,10 @@ fn main() {
             stderr.lines().last().unwrap_or("").trim()
         );
         assert_eq!(reports, count);
-        assert_eq!((fp, fneg, unknown), (0, 0, 0), "the fleet check must be exact");
+        assert_eq!(
+            (fp, fneg, unknown),
+            (0, 0, 0),
+            "the fleet check must be exact"
+        );
     }
 }

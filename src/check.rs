@@ -17,7 +17,8 @@ use crate::config::{Bot, Config};
 use crate::diff::{DiffOptions, DiffOutcome, diff};
 use crate::repo::{CommittedRepo, FileVersion, RepoFailure, Snapshot, TreeEntry};
 use crate::report::{
-    ConfigDriftReport, Drift, MatchSkipped, MatchesCommit, SignatureState, Side, Status, UnknownReason,
+    ConfigDriftReport, Drift, MatchSkipped, MatchesCommit, Side, SignatureState, Status,
+    UnknownReason,
 };
 use crate::runtime::{FetchFailure, Fetched, Fetcher};
 
@@ -60,7 +61,10 @@ impl CheckOutcome {
 
 /// A committed document canonicalised through its schema, or why it could not be.
 enum CommittedSide {
-    Ready { canonical: Canonical, schema: Option<Arc<Schema>> },
+    Ready {
+        canonical: Box<Canonical>,
+        schema: Option<Arc<Schema>>,
+    },
     Invalid(String),
 }
 
@@ -108,11 +112,15 @@ impl Checker {
         let known: HashSet<String> = self.committed.keys().map(|k| k.config.clone()).collect();
         let known_schemas: HashSet<String> = self.schemas.keys().cloned().collect();
         let repo = Arc::clone(&self.repo);
-        let wanted: Vec<(String, Option<String>)> =
-            bots.iter().map(|b| (b.config_path.clone(), b.schema_path.clone())).collect();
-        let committed_task =
-            tokio::task::spawn_blocking(move || read_committed(&repo, now_ms, &wanted, &known, &known_schemas));
-        let (committed, fetched) = tokio::join!(committed_task, self.fetcher.fetch_all(bots, deadline));
+        let wanted: Vec<(String, Option<String>)> = bots
+            .iter()
+            .map(|b| (b.config_path.clone(), b.schema_path.clone()))
+            .collect();
+        let committed_task = tokio::task::spawn_blocking(move || {
+            read_committed(&repo, now_ms, &wanted, &known, &known_schemas)
+        });
+        let (committed, fetched) =
+            tokio::join!(committed_task, self.fetcher.fetch_all(bots, deadline));
         let committed = committed.unwrap_or_else(|e| {
             Err(RepoFailure {
                 reason: UnknownReason::RepoUnreachable,
@@ -124,7 +132,7 @@ impl Checker {
         let fetch_durations = fetched.iter().filter_map(|f| f.duration).collect();
         let branch = self.config.repo.branch.clone();
 
-        let read = match committed {
+        let mut read = match committed {
             Ok(read) => read,
             Err(failure) => {
                 let reports = bots
@@ -158,7 +166,7 @@ impl Checker {
                 &config,
                 &secret_key,
                 &bots_owned,
-                &read,
+                &mut read,
                 fetched,
                 now_ms,
                 &mut committed_cache,
@@ -176,7 +184,10 @@ impl Checker {
                     .map(|bot| {
                         let mut r = ConfigDriftReport::new(Some(bot.slug.to_string()), now_ms);
                         r.committed_ref = Some(branch.clone());
-                        r.set_unknown(UnknownReason::CommittedConfigInvalid, format!("evaluation failed: {e}"));
+                        r.set_unknown(
+                            UnknownReason::CommittedConfigInvalid,
+                            format!("evaluation failed: {e}"),
+                        );
                         r
                     })
                     .collect();
@@ -194,8 +205,18 @@ impl Checker {
         self.committed = committed_cache;
         self.schemas = schema_cache;
 
-        let match_deadline = started + budget.mul_f64(MATCH_BUDGET_SHARE).max(Duration::from_millis(1));
-        self.attach_matches(&mut reports, bots, &read.snapshot, &read.running, match_deadline).await;
+        let match_deadline = started
+            + budget
+                .mul_f64(MATCH_BUDGET_SHARE)
+                .max(Duration::from_millis(1));
+        self.attach_matches(
+            &mut reports,
+            bots,
+            &read.snapshot,
+            &read.running,
+            match_deadline,
+        )
+        .await;
 
         CheckOutcome {
             checked_at_ms: now_ms,
@@ -223,7 +244,9 @@ impl Checker {
             .enumerate()
             .filter(|(_, r)| r.status == Status::Drift)
             .filter_map(|(i, r)| {
-                let bot = bots.iter().find(|b| Some(b.slug.as_str()) == r.bot_slug.as_deref())?;
+                let bot = bots
+                    .iter()
+                    .find(|b| Some(b.slug.as_str()) == r.bot_slug.as_deref())?;
                 let canonical = running.get(bot.slug.as_str())?;
                 Some((i, bot.clone(), Arc::clone(canonical)))
             })
@@ -235,14 +258,26 @@ impl Checker {
         let snapshot = snapshot.clone();
         let config = Arc::clone(&self.config);
         let key = Arc::clone(&self.secret_key);
-        let jobs: Vec<(Bot, Arc<Canonical>)> = drifting.iter().map(|(_, b, c)| (b.clone(), Arc::clone(c))).collect();
+        let jobs: Vec<(Bot, Arc<Canonical>)> = drifting
+            .iter()
+            .map(|(_, b, c)| (b.clone(), Arc::clone(c)))
+            .collect();
         let found = tokio::task::spawn_blocking(move || {
             jobs.iter()
-                .map(|(bot, canonical)| find_match(&repo, &snapshot, &config, &key, bot, canonical, deadline))
+                .map(|(bot, canonical)| {
+                    find_match(&repo, &snapshot, &config, &key, bot, canonical, deadline)
+                })
                 .collect::<Vec<_>>()
         })
         .await
-        .unwrap_or_else(|_| vec![MatchesCommit::Skipped { skipped: MatchSkipped::HistoryUnreadable }; drifting.len()]);
+        .unwrap_or_else(|_| {
+            vec![
+                MatchesCommit::Skipped {
+                    skipped: MatchSkipped::HistoryUnreadable
+                };
+                drifting.len()
+            ]
+        });
         for ((i, _, _), m) in drifting.iter().zip(found) {
             reports[*i].matches_commit = Some(m);
         }
@@ -267,8 +302,13 @@ fn read_committed(
     known: &HashSet<String>,
     known_schemas: &HashSet<String>,
 ) -> Result<CommittedRead, RepoFailure> {
+    let unreadable = |detail: String| RepoFailure {
+        reason: UnknownReason::RepoUnreachable,
+        detail,
+    };
     let mut repo = repo.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    let snapshot = repo.sync(now_ms)?;
+    let mut session = repo.lock().map_err(|e| unreadable(e.to_string()))?;
+    let snapshot = session.sync(now_ms)?;
     let mut paths: Vec<&str> = Vec::with_capacity(wanted.len() * 2);
     for (config, schema) in wanted {
         paths.push(config);
@@ -278,25 +318,50 @@ fn read_committed(
     }
     paths.sort_unstable();
     paths.dedup();
-    let entries = repo.entries(&snapshot, &paths);
-    let mut blobs = HashMap::new();
-    for entry in entries.values() {
-        if let TreeEntry::Blob(id) = entry {
-            if known.contains(id) || known_schemas.contains(id) || blobs.contains_key(id) {
-                continue;
+    let entries = session
+        .entries(&snapshot, &paths)
+        .map_err(|e| unreadable(format!("reading commit {} failed: {e}", snapshot.commit)))?;
+    let missing: Vec<&str> = entries
+        .values()
+        .filter_map(|e| match e {
+            TreeEntry::Blob(id) if !known.contains(id) && !known_schemas.contains(id) => {
+                Some(id.as_str())
             }
-            // An unreadable object reads as absent and becomes committed_config_invalid.
-            if let Ok(bytes) = repo.read_blob(id) {
-                blobs.insert(id.clone(), bytes);
+            _ => None,
+        })
+        .collect::<HashSet<&str>>()
+        .into_iter()
+        .collect();
+    let mut blobs = HashMap::with_capacity(missing.len());
+    for (id, bytes) in missing.iter().zip(session.read_blobs(&missing)) {
+        // An unreadable object reads as absent and becomes committed_config_invalid.
+        if let Ok(bytes) = bytes {
+            blobs.insert((*id).to_owned(), bytes);
+        }
+    }
+    // One history walk for the whole fleet; per-bot lookups after it are cheap.
+    let mut content_signatures = HashMap::with_capacity(wanted.len());
+    if session.prime_history(&snapshot, &paths).is_ok() {
+        for (config, schema) in wanted {
+            if let Ok(sig) = session.bot_content_signature(&snapshot, config, schema.as_deref()) {
+                content_signatures.insert(config.clone(), sig);
             }
         }
     }
-    let config_paths: Vec<&str> = wanted.iter().map(|(c, _)| c.as_str()).collect();
-    let content_signatures = repo.content_signatures(&snapshot, &config_paths);
-    Ok(CommittedRead { snapshot, entries, blobs, content_signatures, running: HashMap::new() })
+    drop(session);
+    Ok(CommittedRead {
+        snapshot,
+        entries,
+        blobs,
+        content_signatures,
+        running: HashMap::new(),
+    })
 }
 
-#[expect(clippy::too_many_arguments, reason = "one call site; a struct would only rename them")]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one call site; a struct would only rename them"
+)]
 fn evaluate_all(
     config: &Config,
     key: &SecretKey,
@@ -307,20 +372,33 @@ fn evaluate_all(
     committed_cache: &mut HashMap<BlobPair, Arc<CommittedSide>>,
     schema_cache: &mut HashMap<String, Arc<Result<Arc<Schema>, String>>>,
 ) -> Vec<ConfigDriftReport> {
-    let limits = ParseLimits { max_bytes: config.runtime.max_body_bytes };
-    let opts = CanonOptions { ignore_fields: &config.ignore_fields, secret_key: key };
+    let limits = ParseLimits {
+        max_bytes: config.runtime.max_body_bytes,
+    };
+    let opts = CanonOptions {
+        ignore_fields: &config.ignore_fields,
+        secret_key: key,
+    };
 
     // Schemas: once per blob id.
     let mut schemas: HashMap<String, Arc<Result<Arc<Schema>, String>>> = HashMap::new();
     for bot in bots {
-        let Some(path) = &bot.schema_path else { continue };
-        let Some(TreeEntry::Blob(id)) = read.entries.get(path) else { continue };
+        let Some(path) = &bot.schema_path else {
+            continue;
+        };
+        let Some(TreeEntry::Blob(id)) = read.entries.get(path) else {
+            continue;
+        };
         if schemas.contains_key(id) {
             continue;
         }
         let compiled = match schema_cache.get(id) {
             Some(c) => Arc::clone(c),
-            None => Arc::new(compile_schema(path, read.blobs.get(id).map(Vec::as_slice), &limits)),
+            None => Arc::new(compile_schema(
+                path,
+                read.blobs.get(id).map(Vec::as_slice),
+                &limits,
+            )),
         };
         schemas.insert(id.clone(), compiled);
     }
@@ -329,15 +407,26 @@ fn evaluate_all(
     let mut pairs: Vec<(BlobPair, String)> = Vec::new();
     let mut seen: HashSet<BlobPair> = HashSet::new();
     for bot in bots {
-        if let Some(pair) = blob_pair(bot, &read.entries) {
-            if !committed_cache.contains_key(&pair) && seen.insert(pair.clone()) {
-                pairs.push((pair, bot.config_path.clone()));
-            }
+        if let Some(pair) = blob_pair(bot, &read.entries)
+            && !committed_cache.contains_key(&pair)
+            && seen.insert(pair.clone())
+        {
+            pairs.push((pair, bot.config_path.clone()));
         }
     }
     let fresh = par_map(&pairs, |(pair, path)| {
-        let schema = pair.schema.as_ref().and_then(|id| schemas.get(id)).map(Arc::clone);
-        let side = committed_side(path, read.blobs.get(&pair.config).map(Vec::as_slice), schema.as_deref(), &limits, &opts);
+        let schema = pair
+            .schema
+            .as_ref()
+            .and_then(|id| schemas.get(id))
+            .map(Arc::clone);
+        let side = committed_side(
+            path,
+            read.blobs.get(&pair.config).map(Vec::as_slice),
+            schema.as_deref(),
+            &limits,
+            &opts,
+        );
         (pair.clone(), Arc::new(side))
     });
     let mut in_use: HashMap<BlobPair, Arc<CommittedSide>> = HashMap::new();
@@ -345,10 +434,10 @@ fn evaluate_all(
         in_use.insert(pair, side);
     }
     for bot in bots {
-        if let Some(pair) = blob_pair(bot, &read.entries) {
-            if let Some(side) = committed_cache.get(&pair) {
-                in_use.insert(pair, Arc::clone(side));
-            }
+        if let Some(pair) = blob_pair(bot, &read.entries)
+            && let Some(side) = committed_cache.get(&pair)
+        {
+            in_use.insert(pair, Arc::clone(side));
         }
     }
 
@@ -357,7 +446,16 @@ fn evaluate_all(
     let results = par_map(&jobs, |(bot, fetched)| {
         let pair = blob_pair(bot, &read.entries);
         let committed = pair.as_ref().and_then(|p| in_use.get(p)).map(Arc::clone);
-        evaluate_bot(config, bot, fetched, read, committed.as_deref(), &limits, &opts, now_ms)
+        evaluate_bot(
+            config,
+            bot,
+            fetched,
+            read,
+            committed.as_deref(),
+            &limits,
+            &opts,
+            now_ms,
+        )
     });
 
     // Keep only what this check used, so the caches stay bounded by the fleet.
@@ -374,19 +472,31 @@ fn evaluate_all(
 }
 
 fn blob_pair(bot: &Bot, entries: &HashMap<String, TreeEntry>) -> Option<BlobPair> {
-    let Some(TreeEntry::Blob(config)) = entries.get(&bot.config_path) else { return None };
+    let Some(TreeEntry::Blob(config)) = entries.get(&bot.config_path) else {
+        return None;
+    };
     let schema = bot.schema_path.as_ref().and_then(|p| match entries.get(p) {
         Some(TreeEntry::Blob(id)) => Some(id.clone()),
         _ => None,
     });
-    Some(BlobPair { config: config.clone(), schema })
+    Some(BlobPair {
+        config: config.clone(),
+        schema,
+    })
 }
 
-fn compile_schema(path: &str, bytes: Option<&[u8]>, limits: &ParseLimits) -> Result<Arc<Schema>, String> {
+fn compile_schema(
+    path: &str,
+    bytes: Option<&[u8]>,
+    limits: &ParseLimits,
+) -> Result<Arc<Schema>, String> {
     let bytes = bytes.ok_or_else(|| format!("schema {path} could not be read from the repo"))?;
     let format = Format::from_path(path).unwrap_or(Format::Json);
-    let doc = parse_document(bytes, format, limits).map_err(|e| format!("schema {path} is not valid: {e}"))?;
-    Schema::compile(&doc).map(Arc::new).map_err(|e| format!("schema {path} does not compile: {e}"))
+    let doc = parse_document(bytes, format, limits)
+        .map_err(|e| format!("schema {path} is not valid: {e}"))?;
+    Schema::compile(&doc)
+        .map(Arc::new)
+        .map_err(|e| format!("schema {path} does not compile: {e}"))
 }
 
 fn committed_side(
@@ -405,18 +515,26 @@ fn committed_side(
         return CommittedSide::Invalid(format!("{path} could not be read from the repo"));
     };
     let Some(format) = Format::from_path(path) else {
-        return CommittedSide::Invalid(format!("{path} has no .json, .yaml, .yml or .toml extension"));
+        return CommittedSide::Invalid(format!(
+            "{path} has no .json, .yaml, .yml or .toml extension"
+        ));
     };
     match parse_document(bytes, format, limits) {
         Ok(doc) => {
             let canonical = canonicalise(doc, schema.as_deref(), Side::Committed, opts);
-            CommittedSide::Ready { canonical, schema }
+            CommittedSide::Ready {
+                canonical: Box::new(canonical),
+                schema,
+            }
         }
         Err(e) => CommittedSide::Invalid(format!("{path} is not a valid config: {e}")),
     }
 }
 
-#[expect(clippy::too_many_arguments, reason = "one call site; a struct would only rename them")]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one call site; a struct would only rename them"
+)]
 fn evaluate_bot(
     config: &Config,
     bot: &Bot,
@@ -442,7 +560,8 @@ fn evaluate_bot(
     }
 
     if config.repo.require_signed_commits
-        && (read.snapshot.committed_signature != SignatureState::Verified || content != SignatureState::Verified)
+        && (read.snapshot.committed_signature != SignatureState::Verified
+            || content != SignatureState::Verified)
     {
         r.set_unknown(
             UnknownReason::CommittedUnverified,
@@ -460,7 +579,10 @@ fn evaluate_bot(
         (None, _) => {
             r.set_unknown(
                 UnknownReason::CommittedConfigMissing,
-                format!("{} does not exist on branch {}", bot.config_path, config.repo.branch),
+                format!(
+                    "{} does not exist on branch {}",
+                    bot.config_path, config.repo.branch
+                ),
             );
             return (r, None);
         }
@@ -471,13 +593,18 @@ fn evaluate_bot(
             );
             return (r, None);
         }
-        (Some(TreeEntry::Blob(_)), Some(CommittedSide::Ready { canonical, schema })) => (canonical, schema),
+        (Some(TreeEntry::Blob(_)), Some(CommittedSide::Ready { canonical, schema })) => {
+            (canonical, schema)
+        }
         (Some(TreeEntry::Blob(_)), Some(CommittedSide::Invalid(why))) => {
             r.set_unknown(UnknownReason::CommittedConfigInvalid, why.clone());
             return (r, None);
         }
         (Some(TreeEntry::Blob(_)), None) => {
-            r.set_unknown(UnknownReason::CommittedConfigInvalid, format!("{} could not be read", bot.config_path));
+            r.set_unknown(
+                UnknownReason::CommittedConfigInvalid,
+                format!("{} could not be read", bot.config_path),
+            );
             return (r, None);
         }
     };
@@ -492,24 +619,47 @@ fn evaluate_bot(
     let running_doc = match parse_document(&doc.bytes, doc.format, limits) {
         Ok(v) => v,
         Err(e) => {
-            r.set_unknown(UnknownReason::RuntimeBadResponse, format!("the running config is not valid: {e}"));
+            r.set_unknown(
+                UnknownReason::RuntimeBadResponse,
+                format!("the running config is not valid: {e}"),
+            );
             return (r, None);
         }
     };
     let running = canonicalise(running_doc, schema.as_deref(), Side::Running, opts);
-    let outcome = diff(&running, canonical_committed, &DiffOptions { tolerance: config.tolerance.clone() });
-    fill_from_diff(&mut r, outcome, schema_path_used(bot, schema.is_some()), now_ms);
+    let outcome = diff(
+        &running,
+        canonical_committed,
+        &DiffOptions {
+            tolerance: config.tolerance.clone(),
+        },
+    );
+    fill_from_diff(
+        &mut r,
+        outcome,
+        schema_path_used(bot, schema.is_some()),
+        now_ms,
+    );
     (r, Some(Arc::new(running)))
 }
 
 fn schema_path_used(bot: &Bot, has_schema: bool) -> Option<String> {
-    if has_schema { bot.schema_path.clone() } else { None }
+    if has_schema {
+        bot.schema_path.clone()
+    } else {
+        None
+    }
 }
 
 /// Copies a diff's result into a report and settles IN_SYNC or DRIFT. Every drift
 /// is stamped `since` = `now_ms`; the agent's latch replaces it with the time the
 /// drift was first seen.
-pub fn fill_from_diff(r: &mut ConfigDriftReport, outcome: DiffOutcome, schema: Option<String>, now_ms: i64) {
+pub fn fill_from_diff(
+    r: &mut ConfigDriftReport,
+    outcome: DiffOutcome,
+    schema: Option<String>,
+    now_ms: i64,
+) {
     r.schema = Some(schema);
     r.ignored = Some(outcome.ignored);
     r.schema_errors = outcome.schema_errors;
@@ -546,31 +696,53 @@ fn find_match(
     if Instant::now() >= deadline {
         return skipped(MatchSkipped::Budget);
     }
-    let repo = repo.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut repo = repo.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let Ok(mut repo) = repo.lock() else {
+        return skipped(MatchSkipped::HistoryUnreadable);
+    };
     let versions: Vec<FileVersion> =
         match repo.file_versions(snapshot, &bot.config_path, bot.schema_path.as_deref()) {
             Ok(v) => v,
             Err(_) => return skipped(MatchSkipped::HistoryUnreadable),
         };
-    let limits = ParseLimits { max_bytes: config.runtime.max_body_bytes };
-    let opts = CanonOptions { ignore_fields: &config.ignore_fields, secret_key: key };
-    let tolerance = DiffOptions { tolerance: config.tolerance.clone() };
+    let limits = ParseLimits {
+        max_bytes: config.runtime.max_body_bytes,
+    };
+    let opts = CanonOptions {
+        ignore_fields: &config.ignore_fields,
+        secret_key: key,
+    };
+    let tolerance = DiffOptions {
+        tolerance: config.tolerance.clone(),
+    };
     let mut best: Option<(usize, &FileVersion)> = None;
     for version in &versions {
         if Instant::now() >= deadline {
             return skipped(MatchSkipped::Budget);
         }
-        let Some(config_blob) = &version.config_blob else { continue };
-        let Ok(bytes) = repo.read_blob(config_blob) else { continue };
+        let Some(config_blob) = &version.config_blob else {
+            continue;
+        };
+        let Ok(bytes) = repo.read_blob(config_blob) else {
+            continue;
+        };
         let schema = match (&bot.schema_path, &version.schema_blob) {
-            (Some(path), Some(id)) => match repo.read_blob(id).ok().map(|b| compile_schema(path, Some(&b), &limits)) {
+            (Some(path), Some(id)) => match repo
+                .read_blob(id)
+                .ok()
+                .map(|b| compile_schema(path, Some(&b), &limits))
+            {
                 Some(Ok(s)) => Some(s),
                 _ => continue,
             },
             _ => None,
         };
-        let Some(format) = Format::from_path(&bot.config_path) else { continue };
-        let Ok(doc) = parse_document(&bytes, format, &limits) else { continue };
+        let Some(format) = Format::from_path(&bot.config_path) else {
+            continue;
+        };
+        let Ok(doc) = parse_document(&bytes, format, &limits) else {
+            continue;
+        };
         let committed = canonicalise(doc, schema.as_deref(), Side::Committed, &opts);
         let differing = diff(running, &committed, &tolerance).drifts.len();
         if best.is_none_or(|(d, _)| differing < d) {
@@ -602,7 +774,13 @@ fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> 
     }
     let chunk = items.len().div_ceil(threads);
     std::thread::scope(|scope| {
-        let handles: Vec<_> = items.chunks(chunk).map(|c| scope.spawn(|| c.iter().map(&f).collect::<Vec<R>>())).collect();
-        handles.into_iter().flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
+        let handles: Vec<_> = items
+            .chunks(chunk)
+            .map(|c| scope.spawn(|| c.iter().map(&f).collect::<Vec<R>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
     })
 }

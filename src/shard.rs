@@ -82,7 +82,9 @@ mod tests {
         for n in 1..=7 {
             for i in 0..500 {
                 let slug = format!("bot-{i}");
-                let owners = (1..=n).filter(|&k| Shard { index: k, count: n }.owns(&slug)).count();
+                let owners = (1..=n)
+                    .filter(|&k| Shard { index: k, count: n }.owns(&slug))
+                    .count();
                 assert_eq!(owners, 1, "{slug} with {n} shards");
             }
         }
@@ -90,7 +92,12 @@ mod tests {
 
     #[test]
     fn growing_the_shard_count_moves_few_bots() {
-        let moved = (0..1000).filter(|i| shard_of(&format!("b{i}"), 4) != shard_of(&format!("b{i}"), 5) && shard_of(&format!("b{i}"), 5) != 5).count();
+        let moved = (0..1000)
+            .filter(|i| {
+                shard_of(&format!("b{i}"), 4) != shard_of(&format!("b{i}"), 5)
+                    && shard_of(&format!("b{i}"), 5) != 5
+            })
+            .count();
         assert_eq!(moved, 0, "jump hashing only moves bots to the new shard");
     }
 

@@ -38,28 +38,59 @@ fn fleet() -> Fleet {
     repo.commit("initial configs");
     let bots = BotServer::start();
     // Key order, number format and a schema default differ from the committed text.
-    bots.set("/risk", Reply::Json(r#"{"venues": ["b", "a"], "max_position_usd": 1000, "intraday_drawdown_pct": 12.0}"#.into()));
-    bots.set("/mm", Reply::Json(r#"{"intraday_drawdown_pct": 1.2e1, "venues": ["a", "b"]}"#.into()));
-    Fleet { repo, bots, dir: tempfile::tempdir().expect("tmp") }
+    bots.set(
+        "/risk",
+        Reply::Json(
+            r#"{"venues": ["b", "a"], "max_position_usd": 1000, "intraday_drawdown_pct": 12.0}"#
+                .into(),
+        ),
+    );
+    bots.set(
+        "/mm",
+        Reply::Json(r#"{"intraday_drawdown_pct": 1.2e1, "venues": ["a", "b"]}"#.into()),
+    );
+    Fleet {
+        repo,
+        bots,
+        dir: tempfile::tempdir().expect("tmp"),
+    }
 }
 
 impl Fleet {
     fn config(&self, extra_bots: &[(&str, String)]) -> std::path::PathBuf {
-        let mut bots = vec![("risk.killswitch", self.bots.url("/risk")), ("mm.eu", self.bots.url("/mm"))];
+        let mut bots = vec![
+            ("risk.killswitch", self.bots.url("/risk")),
+            ("mm.eu", self.bots.url("/mm")),
+        ];
         bots.extend(extra_bots.iter().cloned());
-        write_config(self.dir.path(), self.repo.path(), &bots, "", "[runtime]\ntimeout_ms = 400\n")
+        write_config(
+            self.dir.path(),
+            self.repo.path(),
+            &bots,
+            "",
+            "[runtime]\ntimeout_ms = 400\n",
+        )
     }
 
     fn check(&self, extra_bots: &[(&str, String)], args: &[&str]) -> std::process::Output {
         let cfg = self.config(extra_bots);
-        let mut all = vec!["check", "--config", cfg.to_str().expect("utf8"), "--format", "json"];
+        let mut all = vec![
+            "check",
+            "--config",
+            cfg.to_str().expect("utf8"),
+            "--format",
+            "json",
+        ];
         all.extend_from_slice(args);
         run(&all, self.dir.path())
     }
 }
 
 fn by_slug<'a>(reports: &'a [serde_json::Value], slug: &str) -> &'a serde_json::Value {
-    reports.iter().find(|r| r["bot_slug"] == slug).unwrap_or_else(|| panic!("no report for {slug}"))
+    reports
+        .iter()
+        .find(|r| r["bot_slug"] == slug)
+        .unwrap_or_else(|| panic!("no report for {slug}"))
 }
 
 #[test]
@@ -82,7 +113,10 @@ fn identical_configs_report_no_drift_despite_key_order_number_format_and_default
 #[test]
 fn one_numeric_field_changed_by_one_reports_exactly_that_drift() {
     let f = fleet();
-    f.bots.set("/risk", Reply::Json(r#"{"intraday_drawdown_pct": 11, "venues": ["a", "b"]}"#.into()));
+    f.bots.set(
+        "/risk",
+        Reply::Json(r#"{"intraday_drawdown_pct": 11, "venues": ["a", "b"]}"#.into()),
+    );
     let out = f.check(&[], &[]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let reports = json_lines(&out);
@@ -155,15 +189,23 @@ fn a_blocked_config_repo_makes_every_bot_unknown() {
 fn misbehaving_bots_are_unknown_with_their_reason_and_the_others_unaffected() {
     let f = fleet();
     let body = committed("12");
-    f.bots.set("/slow", Reply::Stall(Duration::from_secs(10), body.clone()));
-    f.bots.set("/trickle", Reply::Trickle(Duration::from_millis(200), body.clone()));
+    f.bots
+        .set("/slow", Reply::Stall(Duration::from_secs(10), body.clone()));
+    f.bots.set(
+        "/trickle",
+        Reply::Trickle(Duration::from_millis(200), body.clone()),
+    );
     f.bots.set("/error", Reply::Status(500));
     f.bots.set("/redirect", Reply::Status(302));
     f.bots.set("/huge", Reply::DeclaredLength(1 << 40));
     f.bots.set("/endless", Reply::Endless);
-    f.bots.set("/notjson", Reply::Json("<html>hello</html>".into()));
+    f.bots
+        .set("/notjson", Reply::Json("<html>hello</html>".into()));
     f.bots.set("/array", Reply::Json("[1, 2]".into()));
-    f.bots.set("/dupkey", Reply::Json(r#"{"intraday_drawdown_pct": 12, "intraday_drawdown_pct": 12}"#.into()));
+    f.bots.set(
+        "/dupkey",
+        Reply::Json(r#"{"intraday_drawdown_pct": 12, "intraday_drawdown_pct": 12}"#.into()),
+    );
     let extra: Vec<(&str, String)> = vec![
         ("b.slow", f.bots.url("/slow")),
         ("b.trickle", f.bots.url("/trickle")),
@@ -213,14 +255,24 @@ fn misbehaving_bots_are_unknown_with_their_reason_and_the_others_unaffected() {
 fn a_committed_file_that_is_missing_or_a_symlink_is_unknown() {
     let f = fleet();
     f.repo.write("elsewhere.json", &committed("12"));
-    std::os::unix::fs::symlink("../elsewhere.json", f.repo.path().join("bots/b.link.json")).expect("symlink");
+    std::os::unix::fs::symlink("../elsewhere.json", f.repo.path().join("bots/b.link.json"))
+        .expect("symlink");
     f.repo.commit("a symlink");
-    let extra = vec![("b.link", f.bots.url("/risk")), ("b.absent", f.bots.url("/risk"))];
+    let extra = vec![
+        ("b.link", f.bots.url("/risk")),
+        ("b.absent", f.bots.url("/risk")),
+    ];
     let out = f.check(&extra, &[]);
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     let reports = json_lines(&out);
-    assert_eq!(by_slug(&reports, "b.link")["unknown_reason"], "committed_config_invalid");
-    assert_eq!(by_slug(&reports, "b.absent")["unknown_reason"], "committed_config_missing");
+    assert_eq!(
+        by_slug(&reports, "b.link")["unknown_reason"],
+        "committed_config_invalid"
+    );
+    assert_eq!(
+        by_slug(&reports, "b.absent")["unknown_reason"],
+        "committed_config_missing"
+    );
 }
 
 #[test]
@@ -245,7 +297,11 @@ fn shards_split_the_fleet_without_overlap() {
         let shard = format!("{k}/3");
         let out = f.check(&[], &["--shard", &shard]);
         assert!(matches!(out.status.code(), Some(0)), "{}", stderr(&out));
-        seen.extend(json_lines(&out).into_iter().map(|r| r["bot_slug"].as_str().unwrap_or("").to_owned()));
+        seen.extend(
+            json_lines(&out)
+                .into_iter()
+                .map(|r| r["bot_slug"].as_str().unwrap_or("").to_owned()),
+        );
     }
     seen.sort();
     assert_eq!(seen, ["mm.eu", "risk.killswitch"]);
@@ -254,15 +310,31 @@ fn shards_split_the_fleet_without_overlap() {
 #[test]
 fn table_output_has_a_row_per_drift() {
     let f = fleet();
-    f.bots.set("/risk", Reply::Json(r#"{"intraday_drawdown_pct": 10, "venues": ["a", "c"]}"#.into()));
+    f.bots.set(
+        "/risk",
+        Reply::Json(r#"{"intraday_drawdown_pct": 10, "venues": ["a", "c"]}"#.into()),
+    );
     let cfg = f.config(&[]);
-    let out = run(&["check", "--config", cfg.to_str().expect("utf8")], f.dir.path());
+    let out = run(
+        &["check", "--config", cfg.to_str().expect("utf8")],
+        f.dir.path(),
+    );
     assert_eq!(out.status.code(), Some(2));
     let text = support::stdout(&out);
     let lines: Vec<&str> = text.lines().collect();
     assert!(lines[0].starts_with("BOT"), "{text}");
-    assert_eq!(lines.iter().filter(|l| l.starts_with("risk.killswitch")).count(), 3, "{text}");
-    assert!(text.contains("intraday_drawdown_pct") && text.contains("10 → 12"), "{text}");
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.starts_with("risk.killswitch"))
+            .count(),
+        3,
+        "{text}"
+    );
+    assert!(
+        text.contains("intraday_drawdown_pct") && text.contains("10 → 12"),
+        "{text}"
+    );
     assert!(text.contains(r#"venues[="c"]"#), "{text}");
     assert!(!text.contains('\x1b'), "no colour off a terminal");
 }
@@ -270,19 +342,26 @@ fn table_output_has_a_row_per_drift() {
 #[test]
 fn every_report_line_matches_the_shipped_json_schema() {
     let f = fleet();
-    f.bots.set("/risk", Reply::Json(r#"{"intraday_drawdown_pct": 10}"#.into()));
+    f.bots.set(
+        "/risk",
+        Reply::Json(r#"{"intraday_drawdown_pct": 10}"#.into()),
+    );
     let extra = vec![("b.dead", dead_url())];
     f.repo.write("bots/b.dead.json", &committed("1"));
     f.repo.commit("dead bot");
     let out = f.check(&extra, &[]);
-    let schema: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string("schemas/ConfigDriftReport.schema.json").expect("schema file"))
-            .expect("schema JSON");
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string("schemas/ConfigDriftReport.schema.json").expect("schema file"),
+    )
+    .expect("schema JSON");
     let validator = jsonschema::validator_for(&schema).expect("schema compiles");
     let reports = json_lines(&out);
     assert_eq!(reports.len(), 3);
     for r in &reports {
-        let errors: Vec<String> = validator.iter_errors(r).map(|e| format!("{} at {}", e, e.instance_path())).collect();
+        let errors: Vec<String> = validator
+            .iter_errors(r)
+            .map(|e| format!("{} at {}", e, e.instance_path()))
+            .collect();
         assert!(errors.is_empty(), "{r}\n{errors:?}");
     }
 }

@@ -14,12 +14,30 @@ fn write(dir: &std::path::Path, name: &str, text: &str) -> String {
 #[test]
 fn equal_documents_in_different_formats_exit_zero() {
     let d = tempfile::tempdir().expect("tmp");
-    let a = write(d.path(), "a.json", r#"{"n": 10, "s": "yes", "list": [1, 2.0], "m": {"x": 0.1}}"#);
-    let b = write(d.path(), "b.yaml", "m:\n  x: 0.1\nlist: [1, 2]\ns: yes\nn: 1e1\n");
-    let c = write(d.path(), "c.toml", "n = 10\ns = \"yes\"\nlist = [1, 2.0]\n[m]\nx = 0.1\n");
+    let a = write(
+        d.path(),
+        "a.json",
+        r#"{"n": 10, "s": "yes", "list": [1, 2.0], "m": {"x": 0.1}}"#,
+    );
+    let b = write(
+        d.path(),
+        "b.yaml",
+        "m:\n  x: 0.1\nlist: [1, 2]\ns: yes\nn: 1e1\n",
+    );
+    let c = write(
+        d.path(),
+        "c.toml",
+        "n = 10\ns = \"yes\"\nlist = [1, 2.0]\n[m]\nx = 0.1\n",
+    );
     for (x, y) in [(&a, &b), (&b, &c), (&a, &c)] {
         let out = run(&["diff", x, y, "--format", "json"], d.path());
-        assert_eq!(out.status.code(), Some(0), "{x} vs {y}: {}{}", support::stdout(&out), stderr(&out));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{x} vs {y}: {}{}",
+            support::stdout(&out),
+            stderr(&out)
+        );
         let r = &json_lines(&out)[0];
         assert_eq!(r["status"], "IN_SYNC");
         assert_eq!(r["bot_slug"], serde_json::Value::Null);
@@ -41,9 +59,21 @@ fn a_drift_exits_two_with_running_as_a_and_committed_as_b() {
         .as_array()
         .expect("drifts")
         .iter()
-        .map(|d| (d["field"].as_str().unwrap_or(""), d["kind"].as_str().unwrap_or("")))
+        .map(|d| {
+            (
+                d["field"].as_str().unwrap_or(""),
+                d["kind"].as_str().unwrap_or(""),
+            )
+        })
         .collect();
-    assert_eq!(fields, [("limits", "missing_in_committed"), ("limits.a", "missing_in_running"), ("n", "changed")]);
+    assert_eq!(
+        fields,
+        [
+            ("limits", "missing_in_committed"),
+            ("limits.a", "missing_in_running"),
+            ("n", "changed")
+        ]
+    );
     assert_eq!(r["drifts"][2]["delta"], -2);
 }
 
@@ -52,9 +82,32 @@ fn tolerance_and_schema_apply() {
     let d = tempfile::tempdir().expect("tmp");
     let a = write(d.path(), "a.json", r#"{"x": 1.0005, "tags": ["b", "a"]}"#);
     let b = write(d.path(), "b.json", r#"{"x": 1, "tags": ["a", "b"]}"#);
-    let s = write(d.path(), "s.json", r#"{"properties": {"tags": {"type": "array", "uniqueItems": true}}}"#);
-    let out = run(&["diff", &a, &b, "--schema", &s, "--tolerance", "0.001", "--format", "json"], d.path());
-    assert_eq!(out.status.code(), Some(0), "{}{}", support::stdout(&out), stderr(&out));
+    let s = write(
+        d.path(),
+        "s.json",
+        r#"{"properties": {"tags": {"type": "array", "uniqueItems": true}}}"#,
+    );
+    let out = run(
+        &[
+            "diff",
+            &a,
+            &b,
+            "--schema",
+            &s,
+            "--tolerance",
+            "0.001",
+            "--format",
+            "json",
+        ],
+        d.path(),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        support::stdout(&out),
+        stderr(&out)
+    );
     let out = run(&["diff", &a, &b, "--format", "json"], d.path());
     assert_eq!(out.status.code(), Some(2));
 }
@@ -63,7 +116,11 @@ fn tolerance_and_schema_apply() {
 fn standard_input_is_accepted_for_one_side() {
     let d = tempfile::tempdir().expect("tmp");
     let b = write(d.path(), "b.yaml", "a: 1\n");
-    let out = run_with_stdin(&["diff", "-", &b, "--format", "json"], d.path(), br#"{"a": 2}"#);
+    let out = run_with_stdin(
+        &["diff", "-", &b, "--format", "json"],
+        d.path(),
+        br#"{"a": 2}"#,
+    );
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert_eq!(json_lines(&out)[0]["drifts"][0]["running"], 2);
     let out = run_with_stdin(&["diff", "-", &b], d.path(), b"a: 1\n");
@@ -80,14 +137,34 @@ fn git_blobs_are_read_with_repo() {
     repo.commit("staging change");
     repo.checkout("main", false);
     let url = repo.path().to_str().expect("utf8");
-    let out = run(&["diff", "staging:bots/x.yaml", "main:bots/x.yaml", "--repo", url, "--format", "json"], repo.path());
+    let out = run(
+        &[
+            "diff",
+            "staging:bots/x.yaml",
+            "main:bots/x.yaml",
+            "--repo",
+            url,
+            "--format",
+            "json",
+        ],
+        repo.path(),
+    );
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let r = &json_lines(&out)[0];
     assert_eq!(r["drifts"][0]["field"], "threshold");
     assert_eq!(r["drifts"][0]["running"], 7);
     assert_eq!(r["drifts"][0]["committed"], 5);
     assert_eq!(r["committed_commit"], first.as_str());
-    let out = run(&["diff", "main:bots/x.yaml", &format!("{first}:bots/x.yaml"), "--repo", url], repo.path());
+    let out = run(
+        &[
+            "diff",
+            "main:bots/x.yaml",
+            &format!("{first}:bots/x.yaml"),
+            "--repo",
+            url,
+        ],
+        repo.path(),
+    );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }
 

@@ -10,12 +10,18 @@ fn config(dir: &std::path::Path, text: &str) -> String {
     p.to_str().expect("utf8").to_owned()
 }
 
-const BOT: &str = "[[bots]]\nslug = \"risk.killswitch\"\nruntime = \"http://127.0.0.1:9101/config\"\n";
+const BOT: &str =
+    "[[bots]]\nslug = \"risk.killswitch\"\nruntime = \"http://127.0.0.1:9101/config\"\n";
 
 #[test]
 fn a_valid_config_passes_and_warnings_are_printed() {
     let d = tempfile::tempdir().expect("tmp");
-    let cfg = config(d.path(), &format!("check_interval_minutes = 45\ntolerance_for_numeric_drift = 0.0005\n[repo]\nurl = \"/srv/bot-configs\"\n{BOT}"));
+    let cfg = config(
+        d.path(),
+        &format!(
+            "check_interval_minutes = 45\ntolerance_for_numeric_drift = 0.0005\n[repo]\nurl = \"/srv/bot-configs\"\n{BOT}"
+        ),
+    );
     let out = run(&["validate", "--config", &cfg], d.path());
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let err = stderr(&out);
@@ -45,7 +51,11 @@ fn errors_name_the_key_or_bot_at_fault() {
         assert_eq!(out.status.code(), Some(1), "{text}");
         let err = stderr(&out);
         assert!(err.contains(needle), "expected `{needle}` in: {err}");
-        assert!(err.lines().all(|l| l.starts_with("error: ") || l.starts_with("warning: ")), "{err}");
+        assert!(
+            err.lines()
+                .all(|l| l.starts_with("error: ") || l.starts_with("warning: ")),
+            "{err}"
+        );
         assert!(!err.contains("panicked"), "{err}");
     }
 }

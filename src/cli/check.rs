@@ -11,8 +11,15 @@ use crate::shard::Shard;
 
 use super::{ReportFormat, exit, load_config, now_ms, output};
 
-pub fn run(path: &Path, slugs: &[String], shard: Option<&str>, format: ReportFormat) -> anyhow::Result<u8> {
-    let Some(config) = load_config(path) else { return Ok(exit::ERROR) };
+pub fn run(
+    path: &Path,
+    slugs: &[String],
+    shard: Option<&str>,
+    format: ReportFormat,
+) -> anyhow::Result<u8> {
+    let Some(config) = load_config(path) else {
+        return Ok(exit::ERROR);
+    };
     let shard = match shard.map(Shard::parse).transpose() {
         Ok(s) => s.unwrap_or(Shard::ALL),
         Err(e) => {
@@ -22,7 +29,10 @@ pub fn run(path: &Path, slugs: &[String], shard: Option<&str>, format: ReportFor
     };
     for slug in slugs {
         if config.bot(slug).is_none() {
-            eprintln!("error: --bot `{slug}` is not registered in {}", path.display());
+            eprintln!(
+                "error: --bot `{slug}` is not registered in {}",
+                path.display()
+            );
             return Ok(exit::ERROR);
         }
     }
@@ -34,7 +44,9 @@ pub fn run(path: &Path, slugs: &[String], shard: Option<&str>, format: ReportFor
         .cloned()
         .collect();
 
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     let outcome = runtime.block_on(async {
         let mut checker = Checker::new(Arc::new(config), SecretKey::random())?;
         anyhow::Ok(checker.run(&bots, now_ms()).await)
@@ -55,7 +67,9 @@ pub fn exit_code(outcome: &CheckOutcome) -> u8 {
 }
 
 fn summary(o: &CheckOutcome) -> String {
-    let commit = o.commit.as_deref().map_or("no commit".to_owned(), |c| format!("commit {}", &c[..c.len().min(12)]));
+    let commit = o.commit.as_deref().map_or("no commit".to_owned(), |c| {
+        format!("commit {}", &c[..c.len().min(12)])
+    });
     format!(
         "checked {} bot{} against {commit} in {} ms: {} drifting, {} unknown, {} in sync",
         o.reports.len(),

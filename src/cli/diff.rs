@@ -11,13 +11,16 @@ use crate::canon::secret::SecretKey;
 use crate::canon::{Decimal, Format, ParseLimits, Value, parse_document};
 use crate::check::fill_from_diff;
 use crate::diff::{DiffOptions, diff};
+use crate::repo::RevReader;
 use crate::report::{ConfigDriftReport, Side, Status};
 
 use super::{ReportFormat, exit, now_ms, output};
 
 /// Documents read by `diff` may be as large as this (the default `max_body_bytes`
 /// bounds alias expansion only; files are read whole).
-const DIFF_LIMITS: ParseLimits = ParseLimits { max_bytes: 64 * 1024 * 1024 };
+const DIFF_LIMITS: ParseLimits = ParseLimits {
+    max_bytes: 64 * 1024 * 1024,
+};
 
 pub struct DiffArgs<'a> {
     pub a: &'a str,
@@ -32,7 +35,8 @@ pub fn run(args: DiffArgs<'_>) -> anyhow::Result<u8> {
     let tolerance = match args.tolerance {
         None => Decimal::ZERO,
         Some(t) => {
-            let d = Decimal::parse(t).map_err(|_| anyhow::anyhow!("--tolerance `{t}` is not a number"))?;
+            let d = Decimal::parse(t)
+                .map_err(|_| anyhow::anyhow!("--tolerance `{t}` is not a number"))?;
             if d.is_negative() {
                 bail!("--tolerance `{t}` is negative");
             }
@@ -42,17 +46,32 @@ pub fn run(args: DiffArgs<'_>) -> anyhow::Result<u8> {
     if args.a == "-" && args.b == "-" {
         bail!("only one of A and B can be `-` (standard input)");
     }
-    let running = load(args.a, args.repo, "A")?;
-    let committed = load(args.b, args.repo, "B")?;
+    let repo = match args.repo {
+        Some(url) => Some(RevReader::open(url).with_context(|| {
+            format!(
+                "--repo {} could not be opened",
+                crate::config::redact_url_credentials(url)
+            )
+        })?),
+        None => None,
+    };
+    let running = load(args.a, repo.as_ref(), "A")?;
+    let committed = load(args.b, repo.as_ref(), "B")?;
     let schema = match args.schema {
         None => None,
         Some(s) => {
-            let doc = load(s, args.repo, "--schema")?;
-            Some(Schema::compile(&doc.value).with_context(|| format!("--schema {s} does not compile"))?)
+            let doc = load(s, repo.as_ref(), "--schema")?;
+            Some(
+                Schema::compile(&doc.value)
+                    .with_context(|| format!("--schema {s} does not compile"))?,
+            )
         }
     };
     let key = SecretKey::random();
-    let opts = CanonOptions { ignore_fields: &[], secret_key: &key };
+    let opts = CanonOptions {
+        ignore_fields: &[],
+        secret_key: &key,
+    };
     let running_c = canonicalise(running.value, schema.as_ref(), Side::Running, &opts);
     let committed_c = canonicalise(committed.value, schema.as_ref(), Side::Committed, &opts);
     let outcome = diff(&running_c, &committed_c, &DiffOptions { tolerance });
@@ -67,7 +86,11 @@ pub fn run(args: DiffArgs<'_>) -> anyhow::Result<u8> {
     report.running_source = Some(args.a.to_owned());
     report.committed_source = Some(args.b.to_owned());
     output::print_reports(std::slice::from_ref(&report), args.format)?;
-    Ok(if report.status == Status::Drift { exit::DRIFT } else { exit::OK })
+    Ok(if report.status == Status::Drift {
+        exit::DRIFT
+    } else {
+        exit::OK
+    })
 }
 
 struct Loaded {
@@ -77,31 +100,47 @@ struct Loaded {
 }
 
 /// Reads a file, standard input (`-`) or, with `--repo`, a `REV:PATH` blob.
-fn load(arg: &str, repo: Option<&str>, role: &str) -> anyhow::Result<Loaded> {
+fn load(arg: &str, repo: Option<&RevReader>, role: &str) -> anyhow::Result<Loaded> {
     if arg == "-" {
         let mut bytes = Vec::new();
-        std::io::stdin().read_to_end(&mut bytes).context("reading standard input")?;
-        let value = parse_sniffed(&bytes).with_context(|| format!("{role} (standard input) is not a valid document"))?;
-        return Ok(Loaded { value, revision: None });
+        std::io::stdin()
+            .read_to_end(&mut bytes)
+            .context("reading standard input")?;
+        let value = parse_sniffed(&bytes)
+            .with_context(|| format!("{role} (standard input) is not a valid document"))?;
+        return Ok(Loaded {
+            value,
+            revision: None,
+        });
     }
-    if let Some(url) = repo {
-        if let Some((rev, path)) = arg.split_once(':') {
-            let (bytes, commit) = crate::repo::read_rev_path(url, rev, path)
-                .with_context(|| format!("{role} `{arg}` could not be read from {}", crate::config::redact_url_credentials(url)))?;
-            let format = format_of(path, role)?;
-            let value = parse_document(&bytes, format, &DIFF_LIMITS).with_context(|| format!("{role} `{arg}` is not a valid document"))?;
-            return Ok(Loaded { value, revision: Some((rev.to_owned(), commit)) });
-        }
+    if let Some(repo) = repo
+        && let Some((rev, path)) = arg.split_once(':')
+    {
+        let (bytes, commit) = repo
+            .read(rev, path)
+            .with_context(|| format!("{role} `{arg}` could not be read from the repo"))?;
+        let format = format_of(path, role)?;
+        let value = parse_document(&bytes, format, &DIFF_LIMITS)
+            .with_context(|| format!("{role} `{arg}` is not a valid document"))?;
+        return Ok(Loaded {
+            value,
+            revision: Some((rev.to_owned(), commit)),
+        });
     }
     let format = format_of(arg, role)?;
     let bytes = std::fs::read(arg).with_context(|| format!("{role} `{arg}` could not be read"))?;
-    let value = parse_document(&bytes, format, &DIFF_LIMITS).with_context(|| format!("{role} `{arg}` is not a valid document"))?;
-    Ok(Loaded { value, revision: None })
+    let value = parse_document(&bytes, format, &DIFF_LIMITS)
+        .with_context(|| format!("{role} `{arg}` is not a valid document"))?;
+    Ok(Loaded {
+        value,
+        revision: None,
+    })
 }
 
 fn format_of(path: &str, role: &str) -> anyhow::Result<Format> {
-    Format::from_path(path)
-        .ok_or_else(|| anyhow::anyhow!("{role} `{path}` has no .json, .yaml, .yml or .toml extension"))
+    Format::from_path(path).ok_or_else(|| {
+        anyhow::anyhow!("{role} `{path}` has no .json, .yaml, .yml or .toml extension")
+    })
 }
 
 /// Standard input has no extension: `{` starts JSON; otherwise TOML if it parses as
@@ -111,5 +150,6 @@ fn parse_sniffed(bytes: &[u8]) -> Result<Value, crate::canon::ParseError> {
     if first == Some(&b'{') {
         return parse_document(bytes, Format::Json, &DIFF_LIMITS);
     }
-    parse_document(bytes, Format::Toml, &DIFF_LIMITS).or_else(|_| parse_document(bytes, Format::Yaml, &DIFF_LIMITS))
+    parse_document(bytes, Format::Toml, &DIFF_LIMITS)
+        .or_else(|_| parse_document(bytes, Format::Yaml, &DIFF_LIMITS))
 }

@@ -108,8 +108,20 @@ pub fn main() -> ExitCode {
 
 pub fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
-        Command::Check { config, bots, shard, format } => check::run(&config, &bots, shard.as_deref(), format),
-        Command::Diff { a, b, schema, tolerance, repo, format } => diff::run(diff::DiffArgs {
+        Command::Check {
+            config,
+            bots,
+            shard,
+            format,
+        } => check::run(&config, &bots, shard.as_deref(), format),
+        Command::Diff {
+            a,
+            b,
+            schema,
+            tolerance,
+            repo,
+            format,
+        } => diff::run(diff::DiffArgs {
             a: &a,
             b: &b,
             schema: schema.as_deref(),
@@ -118,7 +130,9 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             format,
         }),
         Command::Validate { config } => validate::run(&config),
-        Command::Run { .. } => anyhow::bail!("`run` (the agent) is not built yet: use `check` for a one-shot evaluation"),
+        Command::Run { .. } => anyhow::bail!(
+            "`run` (the agent) is not built yet: use `check` for a one-shot evaluation"
+        ),
         Command::Demo => crate::demo::run(),
     }
 }

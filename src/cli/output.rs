@@ -21,7 +21,9 @@ pub fn print_reports(reports: &[ConfigDriftReport], format: ReportFormat) -> std
                 writeln!(out, "{}", r.to_json_line())?;
             }
         }
-        ReportFormat::Table => out.write_all(render_table(reports, colour_on_stdout()).as_bytes())?,
+        ReportFormat::Table => {
+            out.write_all(render_table(reports, colour_on_stdout()).as_bytes())?
+        }
     }
     out.flush()
 }
@@ -41,17 +43,45 @@ pub fn render_table(reports: &[ConfigDriftReport], colour: bool) -> String {
         if r.status == Status::Unknown {
             let reason = r.unknown_reason.map_or("", |u| u.as_str());
             let detail = r.detail.as_deref().unwrap_or("");
-            rows.push(([bot.clone(), status.clone(), format!("{reason}: {detail}"), String::new(), String::new()], r.status));
+            rows.push((
+                [
+                    bot.clone(),
+                    status.clone(),
+                    format!("{reason}: {detail}"),
+                    String::new(),
+                    String::new(),
+                ],
+                r.status,
+            ));
         }
         if r.drifts.is_empty() && r.status != Status::Unknown {
-            rows.push(([bot, status, "-".into(), String::new(), String::new()], r.status));
+            rows.push((
+                [bot, status, "-".into(), String::new(), String::new()],
+                r.status,
+            ));
             continue;
         }
         for d in &r.drifts {
-            let shown = |v: &Option<Box<serde_json::value::RawValue>>| v.as_deref().map_or("(absent)".to_owned(), |v| v.get().to_owned());
+            let shown = |v: &Option<Box<serde_json::value::RawValue>>| {
+                v.as_deref()
+                    .map_or("(absent)".to_owned(), |v| v.get().to_owned())
+            };
             let values = format!("{} → {}", shown(&d.running), shown(&d.committed));
-            let field = if d.latched { format!("{} (latched)", d.field) } else { d.field.clone() };
-            rows.push(([bot.clone(), status.clone(), field, values, format_ms(d.since_ts_ms)], r.status));
+            let field = if d.latched {
+                format!("{} (latched)", d.field)
+            } else {
+                d.field.clone()
+            };
+            rows.push((
+                [
+                    bot.clone(),
+                    status.clone(),
+                    field,
+                    values,
+                    format_ms(d.since_ts_ms),
+                ],
+                r.status,
+            ));
         }
     }
     let mut widths = header.clone().map(|h| h.chars().count());
@@ -102,8 +132,24 @@ mod tests {
     fn table_has_a_row_per_drift_and_one_for_a_bot_in_sync() {
         let mut a = ConfigDriftReport::new(Some("a".into()), 0);
         a.drifts = vec![
-            Drift { field: "x".into(), kind: DriftKind::Changed, running: serde_json::value::RawValue::from_string("10".into()).ok(), committed: serde_json::value::RawValue::from_string("12".into()).ok(), delta: None, since_ts_ms: 0, latched: false },
-            Drift { field: "y".into(), kind: DriftKind::MissingInRunning, running: None, committed: serde_json::value::RawValue::from_string("1".into()).ok(), delta: None, since_ts_ms: 0, latched: false },
+            Drift {
+                field: "x".into(),
+                kind: DriftKind::Changed,
+                running: serde_json::value::RawValue::from_string("10".into()).ok(),
+                committed: serde_json::value::RawValue::from_string("12".into()).ok(),
+                delta: None,
+                since_ts_ms: 0,
+                latched: false,
+            },
+            Drift {
+                field: "y".into(),
+                kind: DriftKind::MissingInRunning,
+                running: None,
+                committed: serde_json::value::RawValue::from_string("1".into()).ok(),
+                delta: None,
+                since_ts_ms: 0,
+                latched: false,
+            },
         ];
         a.settle();
         let b = ConfigDriftReport::new(Some("b".into()), 0);

@@ -5,7 +5,9 @@ use std::path::Path;
 use super::{exit, load_config};
 
 pub fn run(path: &Path) -> anyhow::Result<u8> {
-    let Some(config) = load_config(path) else { return Ok(exit::ERROR) };
+    let Some(config) = load_config(path) else {
+        return Ok(exit::ERROR);
+    };
     println!(
         "{}: ok: {} bot{}, branch {} of {}, mode {}, every {} min",
         path.display(),

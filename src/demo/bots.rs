@@ -14,17 +14,18 @@ type Fleet = Arc<Mutex<BTreeMap<String, serde_json::Value>>>;
 
 pub struct SimulatedBots {
     pub addr: SocketAddr,
-    fleet: Fleet,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl SimulatedBots {
     /// Starts serving `configs` (slug → running config) on 127.0.0.1.
-    pub async fn start(configs: BTreeMap<String, serde_json::Value>) -> std::io::Result<SimulatedBots> {
+    pub async fn start(
+        configs: BTreeMap<String, serde_json::Value>,
+    ) -> std::io::Result<SimulatedBots> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let fleet: Fleet = Arc::new(Mutex::new(configs));
-        let served = Arc::clone(&fleet);
+        let served = fleet;
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 let fleet = Arc::clone(&served);
@@ -33,7 +34,7 @@ impl SimulatedBots {
                 });
             }
         });
-        Ok(SimulatedBots { addr, fleet, task })
+        Ok(SimulatedBots { addr, task })
     }
 
     pub fn config_url(&self, slug: &str) -> String {
@@ -42,11 +43,6 @@ impl SimulatedBots {
 
     pub fn admin_url(&self, slug: &str) -> String {
         format!("http://{}/bots/{slug}/admin", self.addr)
-    }
-
-    /// The running config as the bot holds it now.
-    pub fn running(&self, slug: &str) -> Option<serde_json::Value> {
-        self.fleet.lock().ok()?.get(slug).cloned()
     }
 }
 
@@ -77,10 +73,10 @@ async fn serve(stream: tokio::net::TcpStream, fleet: Fleet) -> std::io::Result<(
             if h.is_empty() {
                 break;
             }
-            if let Some((name, value)) = h.split_once(':') {
-                if name.eq_ignore_ascii_case("content-length") {
-                    content_length = value.trim().parse().unwrap_or(0);
-                }
+            if let Some((name, value)) = h.split_once(':')
+                && name.eq_ignore_ascii_case("content-length")
+            {
+                content_length = value.trim().parse().unwrap_or(0);
             }
         }
         let mut body = vec![0u8; content_length.min(1 << 20)];
@@ -97,10 +93,18 @@ async fn serve(stream: tokio::net::TcpStream, fleet: Fleet) -> std::io::Result<(
 
 fn route(method: &str, path: &str, body: &[u8], fleet: &Fleet) -> (&'static str, String) {
     let not_found = ("404 Not Found", r#"{"error":"no such bot"}"#.to_owned());
-    let Some(rest) = path.strip_prefix("/bots/") else { return not_found };
-    let Some((slug, action)) = rest.split_once('/') else { return not_found };
-    let Ok(mut fleet) = fleet.lock() else { return ("500 Internal Server Error", "{}".into()) };
-    let Some(config) = fleet.get_mut(slug) else { return not_found };
+    let Some(rest) = path.strip_prefix("/bots/") else {
+        return not_found;
+    };
+    let Some((slug, action)) = rest.split_once('/') else {
+        return not_found;
+    };
+    let Ok(mut fleet) = fleet.lock() else {
+        return ("500 Internal Server Error", "{}".into());
+    };
+    let Some(config) = fleet.get_mut(slug) else {
+        return not_found;
+    };
     match (method, action) {
         ("GET", "config") => ("200 OK", config.to_string()),
         ("POST", "admin") => {
@@ -108,14 +112,20 @@ fn route(method: &str, path: &str, body: &[u8], fleet: &Fleet) -> (&'static str,
                 return ("400 Bad Request", r#"{"error":"body is not JSON"}"#.into());
             };
             let Some(set) = edit.get("set").and_then(|s| s.as_object()) else {
-                return ("400 Bad Request", r#"{"error":"expected {\"set\": {…}}"}"#.into());
+                return (
+                    "400 Bad Request",
+                    r#"{"error":"expected {\"set\": {…}}"}"#.into(),
+                );
             };
             for (field, value) in set {
                 set_dotted(config, field, value.clone());
             }
             ("200 OK", config.to_string())
         }
-        _ => ("405 Method Not Allowed", r#"{"error":"method not allowed"}"#.into()),
+        _ => (
+            "405 Method Not Allowed",
+            r#"{"error":"method not allowed"}"#.into(),
+        ),
     }
 }
 
@@ -127,12 +137,16 @@ fn set_dotted(doc: &mut serde_json::Value, field: &str, value: serde_json::Value
         if !node.is_object() {
             *node = serde_json::Value::Object(serde_json::Map::new());
         }
-        let Some(obj) = node.as_object_mut() else { return };
+        let Some(obj) = node.as_object_mut() else {
+            return;
+        };
         if parts.peek().is_none() {
             obj.insert(part.to_owned(), value);
             return;
         }
-        node = obj.entry(part.to_owned()).or_insert_with(|| serde_json::Value::Object(serde_json::Map::new()));
+        node = obj
+            .entry(part.to_owned())
+            .or_insert_with(|| serde_json::Value::Object(serde_json::Map::new()));
     }
 }
 

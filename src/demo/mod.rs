@@ -40,7 +40,9 @@ const SCHEMA: &str = r#"{
 const BEAT: Duration = Duration::from_millis(1200);
 
 pub fn run() -> anyhow::Result<u8> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async {
         tokio::select! {
             r = tour() => r,
@@ -62,8 +64,14 @@ fn committed_config(slug: &str, drawdown: u32) -> serde_json::Value {
 }
 
 async fn tour() -> anyhow::Result<u8> {
-    let work = tempfile::Builder::new().prefix("cdd-demo-").tempdir().context("creating a temporary folder")?;
-    println!("config-drift-detector demo: everything runs on 127.0.0.1 in {} and is removed on exit.\n", work.path().display());
+    let work = tempfile::Builder::new()
+        .prefix("cdd-demo-")
+        .tempdir()
+        .context("creating a temporary folder")?;
+    println!(
+        "config-drift-detector demo: everything runs on 127.0.0.1 in {} and is removed on exit.\n",
+        work.path().display()
+    );
 
     let slugs = ["arb.us", "mm.eu", "risk.killswitch"];
     let repo_dir = work.path().join("bot-configs");
@@ -71,10 +79,19 @@ async fn tour() -> anyhow::Result<u8> {
     let mut files: Vec<(&str, String)> = vec![("schemas/bot.schema.json", SCHEMA.to_owned())];
     let paths: Vec<String> = slugs.iter().map(|s| format!("bots/{s}.json")).collect();
     for (slug, path) in slugs.iter().zip(&paths) {
-        files.push((path, serde_json::to_string_pretty(&committed_config(slug, 12))?));
+        files.push((
+            path,
+            serde_json::to_string_pretty(&committed_config(slug, 12))?,
+        ));
     }
-    let first = repo.commit(&files, "Grace Hopper", "Sign off fleet configs").context("committing")?;
-    println!("1. A Git config repo with {} bots and their JSON Schema: commit {} on main.", slugs.len(), short(&first));
+    let first = repo
+        .commit(&files, "Grace Hopper", "Sign off fleet configs")
+        .context("committing")?;
+    println!(
+        "1. A Git config repo with {} bots and their JSON Schema: commit {} on main.",
+        slugs.len(),
+        short(&first)
+    );
 
     // The running side: key order, `12.0` and spelled-out defaults differ from the
     // committed text, and the bots report a start time the schema ignores.
@@ -86,9 +103,16 @@ async fn tour() -> anyhow::Result<u8> {
         c["runtime"] = json!({ "started_at": now_ms() });
         running.insert(slug.to_owned(), c);
     }
-    let bots = SimulatedBots::start(running).await.context("starting the simulated bots")?;
-    println!("2. Simulated bots serve their running configs, e.g. {}", bots.config_url("risk.killswitch"));
-    println!("   (key order, 12 vs 12.0, schema defaults and an ignored start time differ: none of that is drift)\n");
+    let bots = SimulatedBots::start(running)
+        .await
+        .context("starting the simulated bots")?;
+    println!(
+        "2. Simulated bots serve their running configs, e.g. {}",
+        bots.config_url("risk.killswitch")
+    );
+    println!(
+        "   (key order, 12 vs 12.0, schema defaults and an ignored start time differ: none of that is drift)\n"
+    );
 
     let config_path = work.path().join("config.toml");
     let mut config = format!(
@@ -96,11 +120,20 @@ async fn tour() -> anyhow::Result<u8> {
         repo_dir.display().to_string()
     );
     for slug in slugs {
-        config.push_str(&format!("[[bots]]\nslug = {slug:?}\nruntime = {:?}\n\n", bots.config_url(slug)));
+        config.push_str(&format!(
+            "[[bots]]\nslug = {slug:?}\nruntime = {:?}\n\n",
+            bots.config_url(slug)
+        ));
     }
     std::fs::write(&config_path, config).context("writing the demo config")?;
     let (config, _warnings) = crate::config::load(&config_path).map_err(|errors| {
-        anyhow::anyhow!(errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))
+        anyhow::anyhow!(
+            errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        )
     })?;
     let bot_list = config.bots.clone();
     let mut checker = Checker::new(Arc::new(config), SecretKey::random())?;
@@ -120,7 +153,10 @@ async fn tour() -> anyhow::Result<u8> {
     println!("\n5. Check: {}. Drift detected:", tally(&outcome));
     for r in outcome.reports.iter().filter(|r| r.status == Status::Drift) {
         for d in &r.drifts {
-            let value = |v: &Option<Box<serde_json::value::RawValue>>| v.as_deref().map_or("(absent)".into(), |v| v.get().to_owned());
+            let value = |v: &Option<Box<serde_json::value::RawValue>>| {
+                v.as_deref()
+                    .map_or("(absent)".into(), |v| v.get().to_owned())
+            };
             println!(
                 "   {}  {}: running {} → committed {}, since {}",
                 r.bot_slug.as_deref().unwrap_or("-"),
@@ -137,19 +173,37 @@ async fn tour() -> anyhow::Result<u8> {
     let mut adopted = committed_config("risk.killswitch", 10);
     adopted["api_key"] = json!("sk-live-rotated");
     let sha = repo
-        .commit(&[("bots/risk.killswitch.json", serde_json::to_string_pretty(&adopted)?)], "Ada Lovelace", "Adopt 10% intraday drawdown for risk.killswitch")
+        .commit(
+            &[(
+                "bots/risk.killswitch.json",
+                serde_json::to_string_pretty(&adopted)?,
+            )],
+            "Ada Lovelace",
+            "Adopt 10% intraday drawdown for risk.killswitch",
+        )
         .context("committing the adoption")?;
-    println!("\n6. The governance team reviews the edit and commits it: {} \"Adopt 10% intraday drawdown for risk.killswitch\".", short(&sha));
+    println!(
+        "\n6. The governance team reviews the edit and commits it: {} \"Adopt 10% intraday drawdown for risk.killswitch\".",
+        short(&sha)
+    );
     tokio::time::sleep(BEAT).await;
 
     let outcome = checker.run(&bot_list, now_ms()).await;
-    let resolved = outcome.reports.iter().find(|r| r.bot_slug.as_deref() == Some("risk.killswitch"));
+    let resolved = outcome
+        .reports
+        .iter()
+        .find(|r| r.bot_slug.as_deref() == Some("risk.killswitch"));
     println!("\n7. Check: {}.", tally(&outcome));
     if resolved.is_some_and(|r| r.status == Status::InSync) {
         let secs = (outcome.checked_at_ms - first_seen) as f64 / 1000.0;
-        println!("   risk.killswitch is back in sync: resolved by commit {} after {secs:.1} s.", short(&sha));
+        println!(
+            "   risk.killswitch is back in sync: resolved by commit {} after {secs:.1} s.",
+            short(&sha)
+        );
     }
-    println!("\nDone. Next: `config-drift-detector check --config FILE` on your own fleet (see README).");
+    println!(
+        "\nDone. Next: `config-drift-detector check --config FILE` on your own fleet (see README)."
+    );
     let clean = outcome.reports.iter().all(|r| r.status == Status::InSync);
     Ok(if clean { 0 } else { 1 })
 }
@@ -163,7 +217,11 @@ async fn admin_edit(url: &str, edit: &serde_json::Value) -> anyhow::Result<()> {
         .send()
         .await
         .context("calling the simulated bot's admin endpoint")?;
-    anyhow::ensure!(resp.status().is_success(), "the simulated bot answered {}", resp.status());
+    anyhow::ensure!(
+        resp.status().is_success(),
+        "the simulated bot answered {}",
+        resp.status()
+    );
     Ok(())
 }
 

@@ -13,17 +13,28 @@ impl DemoRepo {
     pub fn init(dir: &Path) -> Result<DemoRepo, git2::Error> {
         let mut opts = git2::RepositoryInitOptions::new();
         opts.initial_head("main");
-        Ok(DemoRepo { repo: Repository::init_opts(dir, &opts)? })
+        Ok(DemoRepo {
+            repo: Repository::init_opts(dir, &opts)?,
+        })
     }
 
     /// Writes `files` (path → contents) into the work tree and commits them on
     /// `main` as `author`; returns the commit's sha.
-    pub fn commit(&self, files: &[(&str, String)], author: &str, message: &str) -> Result<String, git2::Error> {
-        let root = self.repo.workdir().ok_or_else(|| git2::Error::from_str("the demo repo has no work tree"))?;
+    pub fn commit(
+        &self,
+        files: &[(&str, String)],
+        author: &str,
+        message: &str,
+    ) -> Result<String, git2::Error> {
+        let root = self
+            .repo
+            .workdir()
+            .ok_or_else(|| git2::Error::from_str("the demo repo has no work tree"))?;
         for (path, contents) in files {
             let full = root.join(path);
             if let Some(parent) = full.parent() {
-                std::fs::create_dir_all(parent).map_err(|e| git2::Error::from_str(&e.to_string()))?;
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| git2::Error::from_str(&e.to_string()))?;
             }
             std::fs::write(&full, contents).map_err(|e| git2::Error::from_str(&e.to_string()))?;
         }
@@ -31,10 +42,18 @@ impl DemoRepo {
         index.add_all(["*"], git2::IndexAddOption::DEFAULT, None)?;
         index.write()?;
         let tree = self.repo.find_tree(index.write_tree()?)?;
-        let sig = Signature::now(author, &format!("{}@example.invalid", author.to_lowercase().replace(' ', ".")))?;
+        let sig = Signature::now(
+            author,
+            &format!(
+                "{}@example.invalid",
+                author.to_lowercase().replace(' ', ".")
+            ),
+        )?;
         let parent = self.repo.head().ok().and_then(|h| h.peel_to_commit().ok());
         let parents: Vec<&git2::Commit> = parent.iter().collect();
-        let oid = self.repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)?;
+        let oid = self
+            .repo
+            .commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)?;
         Ok(oid.to_string())
     }
 }

@@ -44,11 +44,19 @@ impl BotServer {
                 std::thread::spawn(move || serve(stream, &r, &q));
             }
         });
-        BotServer { addr, routes, connections, requests }
+        BotServer {
+            addr,
+            routes,
+            connections,
+            requests,
+        }
     }
 
     pub fn set(&self, path: &str, reply: Reply) {
-        self.routes.lock().expect("routes").insert(path.to_owned(), reply);
+        self.routes
+            .lock()
+            .expect("routes")
+            .insert(path.to_owned(), reply);
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -82,8 +90,17 @@ fn serve(stream: TcpStream, routes: &Mutex<HashMap<String, Reply>>, requests: &A
             }
         }
         requests.fetch_add(1, Ordering::SeqCst);
-        let path = request_line.split_whitespace().nth(1).unwrap_or("/").to_owned();
-        let reply = routes.lock().expect("routes").get(&path).cloned().unwrap_or(Reply::Status(404));
+        let path = request_line
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or("/")
+            .to_owned();
+        let reply = routes
+            .lock()
+            .expect("routes")
+            .get(&path)
+            .cloned()
+            .unwrap_or(Reply::Status(404));
         if respond(&mut out, reply).is_err() {
             return;
         }
@@ -95,15 +112,27 @@ fn respond(out: &mut TcpStream, reply: Reply) -> std::io::Result<()> {
         Reply::Json(body) => ok(out, &body),
         Reply::Status(code) => {
             let body = format!("status {code}");
-            let location = if (300..400).contains(&code) { "Location: /elsewhere\r\n" } else { "" };
-            write!(out, "HTTP/1.1 {code} X\r\n{location}Content-Length: {}\r\n\r\n{body}", body.len())
+            let location = if (300..400).contains(&code) {
+                "Location: /elsewhere\r\n"
+            } else {
+                ""
+            };
+            write!(
+                out,
+                "HTTP/1.1 {code} X\r\n{location}Content-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
         }
         Reply::Stall(d, body) => {
             stall(d);
             ok(out, &body)
         }
         Reply::Trickle(d, body) => {
-            write!(out, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n", body.len())?;
+            write!(
+                out,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            )?;
             for b in body.bytes() {
                 out.write_all(&[b])?;
                 out.flush()?;
@@ -112,13 +141,19 @@ fn respond(out: &mut TcpStream, reply: Reply) -> std::io::Result<()> {
             Ok(())
         }
         Reply::DeclaredLength(n) => {
-            write!(out, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {n}\r\n\r\n{{")?;
+            write!(
+                out,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {n}\r\n\r\n{{"
+            )?;
             out.flush()?;
             stall(Duration::from_secs(30));
             Ok(())
         }
         Reply::Endless => {
-            write!(out, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")?;
+            write!(
+                out,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+            )?;
             let chunk = "x".repeat(8192);
             loop {
                 write!(out, "{:x}\r\n{chunk}\r\n", chunk.len())?;
@@ -128,7 +163,11 @@ fn respond(out: &mut TcpStream, reply: Reply) -> std::io::Result<()> {
 }
 
 fn ok(out: &mut TcpStream, body: &str) -> std::io::Result<()> {
-    write!(out, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len())?;
+    write!(
+        out,
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )?;
     out.flush()
 }
 

@@ -10,7 +10,7 @@ use std::fmt::Write;
 use serde_json::{Map, Value, json};
 
 /// The schema every generated bot shares.
-pub const SCHEMA: &str = r#"{
+pub const SCHEMA: &str = r##"{
   "$schema": "https://json-schema.org/draft/2020-12/schema",
   "type": "object",
   "$defs": {
@@ -34,7 +34,7 @@ pub const SCHEMA: &str = r#"{
     "api_key": { "type": "string", "x-drift-secret": true },
     "runtime": { "type": "object", "x-drift-ignore": true }
   }
-}"#;
+}"##;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
@@ -87,7 +87,9 @@ impl Rng {
 /// `count` bots; every `drift_every`-th bot drifts in one to three fields.
 pub fn generate(count: usize, drift_every: usize, seed: u64) -> Vec<GeneratedBot> {
     let mut rng = Rng::new(seed);
-    (0..count).map(|i| generate_bot(i, drift_every, &mut rng)).collect()
+    (0..count)
+        .map(|i| generate_bot(i, drift_every, &mut rng))
+        .collect()
 }
 
 fn generate_bot(i: usize, drift_every: usize, rng: &mut Rng) -> GeneratedBot {
@@ -117,7 +119,7 @@ fn generate_bot(i: usize, drift_every: usize, rng: &mut Rng) -> GeneratedBot {
 
     let mut running = committed.clone();
     let mut expected = BTreeSet::new();
-    if drift_every > 0 && i % drift_every == 0 {
+    if drift_every > 0 && i.is_multiple_of(drift_every) {
         let drifts = 1 + rng.below(3);
         for _ in 0..drifts {
             match rng.below(6) {
@@ -134,10 +136,10 @@ fn generate_bot(i: usize, drift_every: usize, rng: &mut Rng) -> GeneratedBot {
                     expected.insert(format!("per_market[id=\"m{m}\"].max_usd"));
                 }
                 2 => {
-                    if let Some(v) = running["venues"].as_array_mut() {
-                        if !v.iter().any(|x| x == "okx") {
-                            v.push(json!("okx"));
-                        }
+                    if let Some(v) = running["venues"].as_array_mut()
+                        && !v.iter().any(|x| x == "okx")
+                    {
+                        v.push(json!("okx"));
                     }
                     expected.insert("venues[=\"okx\"]".into());
                 }
@@ -176,7 +178,14 @@ fn generate_bot(i: usize, drift_every: usize, rng: &mut Rng) -> GeneratedBot {
     };
     let running_json = to_noisy_json(&running, rng);
     let committed_json = committed.to_string();
-    GeneratedBot { slug, format, committed_text, committed_json, running_json, expected }
+    GeneratedBot {
+        slug,
+        format,
+        committed_text,
+        committed_json,
+        running_json,
+        expected,
+    }
 }
 
 /// JSON with keys and array items in a shuffled order, integral numbers written as
@@ -253,7 +262,11 @@ fn write_yaml_map(m: &Map<String, Value>, indent: usize, out: &mut String) {
                         Value::Object(inner) => {
                             let mut first = true;
                             for (ik, iv) in inner {
-                                let lead = if first { format!("{pad}- ") } else { format!("{pad}  ") };
+                                let lead = if first {
+                                    format!("{pad}- ")
+                                } else {
+                                    format!("{pad}  ")
+                                };
                                 first = false;
                                 let _ = writeln!(out, "{lead}{ik}: {}", iv);
                             }

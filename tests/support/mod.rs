@@ -37,7 +37,12 @@ pub fn run_with_stdin(args: &[&str], cwd: &Path, stdin: &[u8]) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .expect("the binary starts");
-    child.stdin.take().expect("stdin").write_all(stdin).expect("stdin written");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin)
+        .expect("stdin written");
     child.wait_with_output().expect("the binary runs")
 }
 
@@ -64,7 +69,10 @@ pub fn poll<T>(deadline: Duration, what: &str, mut f: impl FnMut() -> Option<T>)
         if let Some(v) = f() {
             return v;
         }
-        assert!(Instant::now() < end, "timed out after {deadline:?} waiting for {what}");
+        assert!(
+            Instant::now() < end,
+            "timed out after {deadline:?} waiting for {what}"
+        );
         std::thread::yield_now();
         std::thread::park_timeout(Duration::from_millis(20));
     }
@@ -72,7 +80,13 @@ pub fn poll<T>(deadline: Duration, what: &str, mut f: impl FnMut() -> Option<T>)
 
 /// A config file for `repo` and `bots` (slug, runtime URL) in `dir`, with `extra`
 /// TOML appended to the top level before the tables.
-pub fn write_config(dir: &Path, repo: &Path, bots: &[(&str, String)], top: &str, tables: &str) -> PathBuf {
+pub fn write_config(
+    dir: &Path,
+    repo: &Path,
+    bots: &[(&str, String)],
+    top: &str,
+    tables: &str,
+) -> PathBuf {
     let mut s = String::new();
     s.push_str(top);
     s.push('\n');
