@@ -15,7 +15,7 @@ use crate::canon::secret::SecretKey;
 use crate::canon::{Format, ParseLimits, parse_document};
 use crate::config::{Bot, Config};
 use crate::diff::{DiffOptions, DiffOutcome, diff};
-use crate::repo::{CommittedRepo, FileVersion, RepoFailure, Snapshot, TreeEntry};
+use crate::repo::{CommittedRepo, FileVersion, RepoFailure, RepoSession, Snapshot, TreeEntry};
 use crate::report::{
     ConfigDriftReport, Drift, MatchSkipped, MatchesCommit, Side, SignatureState, Status,
     UnknownReason,
@@ -262,22 +262,41 @@ impl Checker {
             .iter()
             .map(|(_, b, c)| (b.clone(), Arc::clone(c)))
             .collect();
-        let found = tokio::task::spawn_blocking(move || {
-            jobs.iter()
-                .map(|(bot, canonical)| {
-                    find_match(&repo, &snapshot, &config, &key, bot, canonical, deadline)
+        let committed = std::mem::take(&mut self.committed);
+        let schemas = std::mem::take(&mut self.schemas);
+        let unreadable = MatchesCommit::Skipped {
+            skipped: MatchSkipped::HistoryUnreadable,
+        };
+        let searched = tokio::task::spawn_blocking(move || {
+            let mut history = History {
+                config: &config,
+                key: &key,
+                committed: &committed,
+                schemas: &schemas,
+                seen: HashMap::new(),
+            };
+            let found: Option<Vec<MatchesCommit>> = {
+                let mut repo = repo.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                repo.lock().ok().map(|mut session| {
+                    jobs.iter()
+                        .map(|(bot, running)| {
+                            history.find_match(&mut session, &snapshot, bot, running, deadline)
+                        })
+                        .collect()
                 })
-                .collect::<Vec<_>>()
+            };
+            (found, committed, schemas)
         })
-        .await
-        .unwrap_or_else(|_| {
-            vec![
-                MatchesCommit::Skipped {
-                    skipped: MatchSkipped::HistoryUnreadable
-                };
-                drifting.len()
-            ]
-        });
+        .await;
+        let found = match searched {
+            Ok((found, committed, schemas)) => {
+                self.committed = committed;
+                self.schemas = schemas;
+                found
+            }
+            Err(_) => None,
+        }
+        .unwrap_or_else(|| vec![unreadable; drifting.len()]);
         for ((i, _, _), m) in drifting.iter().zip(found) {
             reports[*i].matches_commit = Some(m);
         }
@@ -683,86 +702,107 @@ fn raw_json(text: String) -> Option<Box<serde_json::value::RawValue>> {
     serde_json::value::RawValue::from_string(text).ok()
 }
 
-fn find_match(
-    repo: &Mutex<CommittedRepo>,
-    snapshot: &Snapshot,
-    config: &Config,
-    key: &SecretKey,
-    bot: &Bot,
-    running: &Canonical,
-    deadline: Instant,
-) -> MatchesCommit {
-    let skipped = |why| MatchesCommit::Skipped { skipped: why };
-    if Instant::now() >= deadline {
-        return skipped(MatchSkipped::Budget);
-    }
-    let mut repo = repo.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    let Ok(mut repo) = repo.lock() else {
-        return skipped(MatchSkipped::HistoryUnreadable);
-    };
-    let versions: Vec<FileVersion> =
-        match repo.file_versions(snapshot, &bot.config_path, bot.schema_path.as_deref()) {
-            Ok(v) => v,
-            Err(_) => return skipped(MatchSkipped::HistoryUnreadable),
-        };
-    let limits = ParseLimits {
-        max_bytes: config.runtime.max_body_bytes,
-    };
-    let opts = CanonOptions {
-        ignore_fields: &config.ignore_fields,
-        secret_key: key,
-    };
-    let tolerance = DiffOptions {
-        tolerance: config.tolerance.clone(),
-    };
-    let mut best: Option<(usize, &FileVersion)> = None;
-    for version in &versions {
+/// The bot file's past versions, canonicalised at most once per blob pair per
+/// check and reusing what the check itself already canonicalised.
+struct History<'a> {
+    config: &'a Config,
+    key: &'a SecretKey,
+    committed: &'a HashMap<BlobPair, Arc<CommittedSide>>,
+    schemas: &'a HashMap<String, Arc<Result<Arc<Schema>, String>>>,
+    seen: HashMap<BlobPair, Arc<CommittedSide>>,
+}
+
+impl History<'_> {
+    fn find_match(
+        &mut self,
+        repo: &mut RepoSession<'_>,
+        snapshot: &Snapshot,
+        bot: &Bot,
+        running: &Canonical,
+        deadline: Instant,
+    ) -> MatchesCommit {
+        let skipped = |why| MatchesCommit::Skipped { skipped: why };
         if Instant::now() >= deadline {
             return skipped(MatchSkipped::Budget);
         }
-        let Some(config_blob) = &version.config_blob else {
-            continue;
+        let Ok(versions) =
+            repo.file_versions(snapshot, &bot.config_path, bot.schema_path.as_deref())
+        else {
+            return skipped(MatchSkipped::HistoryUnreadable);
         };
-        let Ok(bytes) = repo.read_blob(config_blob) else {
-            continue;
+        let tolerance = DiffOptions {
+            tolerance: self.config.tolerance.clone(),
         };
-        let schema = match (&bot.schema_path, &version.schema_blob) {
-            (Some(path), Some(id)) => match repo
-                .read_blob(id)
-                .ok()
-                .map(|b| compile_schema(path, Some(&b), &limits))
-            {
-                Some(Ok(s)) => Some(s),
-                _ => continue,
-            },
-            _ => None,
-        };
-        let Some(format) = Format::from_path(&bot.config_path) else {
-            continue;
-        };
-        let Ok(doc) = parse_document(&bytes, format, &limits) else {
-            continue;
-        };
-        let committed = canonicalise(doc, schema.as_deref(), Side::Committed, &opts);
-        let differing = diff(running, &committed, &tolerance).drifts.len();
-        if best.is_none_or(|(d, _)| differing < d) {
-            best = Some((differing, version));
+        let mut best: Option<(usize, &FileVersion)> = None;
+        for version in &versions {
+            if Instant::now() >= deadline {
+                return skipped(MatchSkipped::Budget);
+            }
+            let Some(config_blob) = &version.config_blob else {
+                continue;
+            };
+            let pair = BlobPair {
+                config: config_blob.clone(),
+                schema: bot.schema_path.as_ref().and(version.schema_blob.clone()),
+            };
+            let side = self.version(repo, bot, pair);
+            let CommittedSide::Ready { canonical, .. } = side.as_ref() else {
+                continue;
+            };
+            let differing = diff(running, canonical, &tolerance).drifts.len();
+            if best.is_none_or(|(d, _)| differing < d) {
+                best = Some((differing, version));
+            }
+            if differing == 0 {
+                break;
+            }
         }
-        if differing == 0 {
-            break;
+        match best {
+            Some((differing, v)) => MatchesCommit::Found {
+                commit: v.commit.clone(),
+                committed_at_ms: v.committed_at_ms,
+                author: v.author.clone(),
+                summary: v.summary.clone(),
+                commits_behind: v.commits_behind,
+                exact: differing == 0,
+                differing_fields: (differing > 0).then_some(differing as u64),
+            },
+            None => skipped(MatchSkipped::HistoryUnreadable),
         }
     }
-    match best {
-        Some((differing, v)) => MatchesCommit::Found {
-            commit: v.commit.clone(),
-            committed_at_ms: v.committed_at_ms,
-            author: v.author.clone(),
-            summary: v.summary.clone(),
-            commits_behind: v.commits_behind,
-            exact: differing == 0,
-            differing_fields: (differing > 0).then_some(differing as u64),
-        },
-        None => skipped(MatchSkipped::HistoryUnreadable),
+
+    fn version(&mut self, repo: &RepoSession<'_>, bot: &Bot, pair: BlobPair) -> Arc<CommittedSide> {
+        if let Some(side) = self.committed.get(&pair).or_else(|| self.seen.get(&pair)) {
+            return Arc::clone(side);
+        }
+        let limits = ParseLimits {
+            max_bytes: self.config.runtime.max_body_bytes,
+        };
+        let opts = CanonOptions {
+            ignore_fields: &self.config.ignore_fields,
+            secret_key: self.key,
+        };
+        let schema = match (&bot.schema_path, &pair.schema) {
+            (Some(path), Some(id)) => Some(match self.schemas.get(id) {
+                Some(compiled) => Arc::clone(compiled),
+                None => Arc::new(compile_schema(
+                    path,
+                    repo.read_blob(id).ok().as_deref(),
+                    &limits,
+                )),
+            }),
+            _ => None,
+        };
+        let bytes = repo.read_blob(&pair.config).ok();
+        let side = Arc::new(committed_side(
+            &bot.config_path,
+            bytes.as_deref(),
+            schema.as_deref(),
+            &limits,
+            &opts,
+        ));
+        self.seen.insert(pair, Arc::clone(&side));
+        side
     }
 }
 

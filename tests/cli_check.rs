@@ -58,22 +58,30 @@ fn fleet() -> Fleet {
 
 impl Fleet {
     fn config(&self, extra_bots: &[(&str, String)]) -> std::path::PathBuf {
+        self.config_with("", "", extra_bots)
+    }
+
+    /// `top` goes before the tables, `repo` at the end of `[repo]`.
+    fn config_with(
+        &self,
+        top: &str,
+        repo: &str,
+        extra_bots: &[(&str, String)],
+    ) -> std::path::PathBuf {
         let mut bots = vec![
             ("risk.killswitch", self.bots.url("/risk")),
             ("mm.eu", self.bots.url("/mm")),
         ];
         bots.extend(extra_bots.iter().cloned());
-        write_config(
-            self.dir.path(),
-            self.repo.path(),
-            &bots,
-            "",
-            "[runtime]\ntimeout_ms = 400\n",
-        )
+        let tables = format!("{repo}\n[runtime]\ntimeout_ms = 400\n");
+        write_config(self.dir.path(), self.repo.path(), &bots, top, &tables)
     }
 
     fn check(&self, extra_bots: &[(&str, String)], args: &[&str]) -> std::process::Output {
-        let cfg = self.config(extra_bots);
+        self.check_config(&self.config(extra_bots), args)
+    }
+
+    fn check_config(&self, cfg: &std::path::Path, args: &[&str]) -> std::process::Output {
         let mut all = vec![
             "check",
             "--config",
@@ -364,4 +372,219 @@ fn every_report_line_matches_the_shipped_json_schema() {
             .collect();
         assert!(errors.is_empty(), "{r}\n{errors:?}");
     }
+}
+
+#[test]
+fn matches_commit_names_the_revision_a_drifting_bot_runs() {
+    let f = fleet();
+    f.repo.write("bots/risk.killswitch.json", &committed("10"));
+    f.repo.commit("drawdown 10");
+    f.repo.write("README.md", "unrelated");
+    let newest_with_10 = f.repo.commit("unrelated change");
+    f.repo.write("bots/risk.killswitch.json", &committed("12"));
+    let head = f.repo.commit("back to 12");
+    f.bots.set(
+        "/risk",
+        Reply::Json(r#"{"intraday_drawdown_pct": 10, "venues": ["a", "b"]}"#.into()),
+    );
+    let out = f.check(&[], &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let reports = json_lines(&out);
+    let r = by_slug(&reports, "risk.killswitch");
+    assert_eq!(r["committed_commit"], head.as_str());
+    let m = &r["matches_commit"];
+    assert_eq!(m["exact"], true, "{r}");
+    assert_eq!(
+        m["commit"],
+        newest_with_10.as_str(),
+        "the newest commit with that content"
+    );
+    assert_eq!(m["commits_behind"], 1);
+    assert_eq!(m["summary"], "unrelated change");
+    assert_eq!(m["author"], "Ada Lovelace");
+    assert!(m.get("differing_fields").is_none());
+
+    // Nothing in the history matches: the closest version, newest on ties.
+    f.bots.set(
+        "/risk",
+        Reply::Json(r#"{"intraday_drawdown_pct": 10, "venues": ["a"]}"#.into()),
+    );
+    let out = f.check(&[], &[]);
+    let reports = json_lines(&out);
+    let m = &by_slug(&reports, "risk.killswitch")["matches_commit"];
+    assert_eq!(m["exact"], false, "{m}");
+    assert_eq!(m["differing_fields"], 1);
+    assert_eq!(m["commit"], newest_with_10.as_str());
+    // In-sync bots carry no matches_commit.
+    assert!(by_slug(&reports, "mm.eu").get("matches_commit").is_none());
+}
+
+#[test]
+fn ignore_fields_are_never_reported_and_are_counted() {
+    let f = fleet();
+    f.bots.set(
+        "/risk",
+        Reply::Json(r#"{"intraday_drawdown_pct": 12, "venues": ["a", "b"], "runtime": {"started_at": 5, "pid": 7}}"#.into()),
+    );
+    let cfg = f.config_with("ignore_fields = [\"runtime\"]", "", &[]);
+    let out = f.check_config(&cfg, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let reports = json_lines(&out);
+    assert_eq!(by_slug(&reports, "risk.killswitch")["ignored"], 2);
+    assert_eq!(by_slug(&reports, "mm.eu")["ignored"], 0);
+    // Without the rule the same fields are drift.
+    assert_eq!(f.check(&[], &[]).status.code(), Some(2));
+}
+
+#[test]
+fn secrets_are_compared_but_never_shown() {
+    let f = fleet();
+    let schema = r#"{"properties": {"api_key": {"type": "string", "x-drift-secret": true, "maxLength": 8}}}"#;
+    f.repo.write("schemas/risk.killswitch.schema.json", schema);
+    f.repo.write(
+        "bots/risk.killswitch.json",
+        r#"{"intraday_drawdown_pct": 12, "venues": ["a", "b"], "api_key": "hunter2"}"#,
+    );
+    f.repo.commit("a secret");
+    f.bots.set(
+        "/risk",
+        Reply::Json(r#"{"intraday_drawdown_pct": 12, "venues": ["a", "b"], "api_key": "correct-horse-battery"}"#.into()),
+    );
+    let out = f.check(&[], &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let all = format!("{}{}", support::stdout(&out), stderr(&out));
+    assert!(
+        !all.contains("hunter2") && !all.contains("correct-horse"),
+        "a secret leaked: {all}"
+    );
+    let reports = json_lines(&out);
+    let r = by_slug(&reports, "risk.killswitch");
+    let d = &r["drifts"][0];
+    assert_eq!(d["field"], "api_key");
+    let token = d["running"].as_str().expect("a token");
+    assert!(
+        token.starts_with("<redacted:hmac-sha256:")
+            && token.len() == "<redacted:hmac-sha256:>".len() + 8,
+        "{token}"
+    );
+    assert_ne!(d["running"], d["committed"]);
+    assert!(d.get("delta").is_none());
+    // The schema error about the running value is there, without the value.
+    let errors = r["schema_errors"].as_array().expect("schema errors");
+    assert!(
+        errors
+            .iter()
+            .any(|e| e["side"] == "running" && e["path"] == "api_key"),
+        "{r}"
+    );
+}
+
+#[test]
+fn schema_errors_are_listed_and_do_not_stop_the_diff() {
+    let f = fleet();
+    f.bots.set(
+        "/risk",
+        Reply::Json(r#"{"intraday_drawdown_pct": "12", "venues": ["a", "b"]}"#.into()),
+    );
+    let out = f.check(&[], &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let reports = json_lines(&out);
+    let r = by_slug(&reports, "risk.killswitch");
+    assert_eq!(r["drifts"][0]["field"], "intraday_drawdown_pct");
+    assert_eq!(r["drifts"][0]["running"], "12");
+    assert!(
+        r["drifts"][0].get("delta").is_none(),
+        "no delta between a string and a number"
+    );
+    assert_eq!(r["schema"], "schemas/risk.killswitch.schema.json");
+    let errors = r["schema_errors"].as_array().expect("schema errors");
+    assert_eq!(errors.len(), 1, "{r}");
+    assert_eq!(errors[0]["side"], "running");
+    assert_eq!(errors[0]["path"], "intraday_drawdown_pct");
+}
+
+#[test]
+fn an_invalid_committed_config_or_schema_is_unknown() {
+    let f = fleet();
+    f.repo.write(
+        "bots/risk.killswitch.json",
+        r#"{"intraday_drawdown_pct": 12, "intraday_drawdown_pct": 13}"#,
+    );
+    f.repo.write(
+        "schemas/mm.eu.schema.json",
+        r##"{"type": "object", "properties": {"x": {"$ref": "#/$defs/nowhere"}}}"##,
+    );
+    f.repo.commit("broken");
+    let out = f.check(&[], &[]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let reports = json_lines(&out);
+    for slug in ["risk.killswitch", "mm.eu"] {
+        let r = by_slug(&reports, slug);
+        assert_eq!(r["unknown_reason"], "committed_config_invalid", "{r}");
+    }
+    assert!(
+        by_slug(&reports, "risk.killswitch")["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("duplicate key")
+    );
+}
+
+#[test]
+fn a_file_source_is_read() {
+    let f = fleet();
+    let running = f.dir.path().join("running.yaml");
+    std::fs::write(&running, "intraday_drawdown_pct: 9\nvenues: [a, b]\n").expect("write");
+    f.repo.write("bots/b.file.json", &committed("12"));
+    f.repo.commit("file bot");
+    let url = format!("file://{}", running.display());
+    let out = f.check(&[("b.file", url)], &["--bot", "b.file"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let reports = json_lines(&out);
+    assert_eq!(reports[0]["drifts"][0]["running"], 9);
+}
+
+#[test]
+fn require_signed_commits_makes_unverified_commits_unknown() {
+    let f = fleet();
+    std::fs::write(f.dir.path().join("allowed_signers"), "").expect("write");
+    let cfg = f.config_with(
+        "",
+        "require_signed_commits = true\nallowed_signers = \"allowed_signers\"",
+        &[],
+    );
+    let out = f.check_config(&cfg, &[]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    for r in json_lines(&out) {
+        assert_eq!(r["unknown_reason"], "committed_unverified", "{r}");
+        assert_eq!(r["committed_signature"], "unsigned");
+    }
+}
+
+#[test]
+fn an_outage_turns_stale_after_max_staleness() {
+    let f = fleet();
+    let cfg = f.config_with("", "max_staleness_s = 1", &[]);
+    assert_eq!(f.check_config(&cfg, &[]).status.code(), Some(0));
+    let away = f.repo.block();
+    let first = json_lines(&f.check_config(&cfg, &[]));
+    assert!(
+        first
+            .iter()
+            .all(|r| r["unknown_reason"] == "repo_unreachable"
+                || r["unknown_reason"] == "repo_stale")
+    );
+    support::poll(Duration::from_secs(20), "repo_stale", || {
+        let reports = json_lines(&f.check_config(&cfg, &[]));
+        reports
+            .iter()
+            .all(|r| r["unknown_reason"] == "repo_stale")
+            .then_some(())
+    });
+    f.repo.unblock(&away);
+    assert_eq!(
+        f.check_config(&cfg, &[]).status.code(),
+        Some(0),
+        "healthy again once the repo is back"
+    );
 }
