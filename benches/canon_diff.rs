@@ -56,6 +56,7 @@ fn main() {
         best = best.min(started.elapsed().as_secs_f64());
     }
     let expected: usize = bots.iter().map(|b| b.expected.len()).sum();
+    breakdown(&bots, &schema, &opts, &tolerance, &limits);
     assert_eq!(drifts, expected, "the benchmark's answers are right");
     println!(
         "canon+diff: {pairs} pairs of ~{leaves} leaves in {:.3} s = {:.0} pairs/s (one core, best of 5)",
@@ -88,4 +89,70 @@ fn main() {
         ),
         Err(e) => println!("deepdiff baseline skipped: python3: {e}"),
     }
+}
+
+/// Where the time goes, per stage, over the same pairs (best of 3 each).
+fn breakdown(
+    bots: &[fleet::GeneratedBot],
+    schema: &Schema,
+    opts: &CanonOptions<'_>,
+    tolerance: &DiffOptions,
+    limits: &ParseLimits,
+) {
+    let time = |f: &dyn Fn()| {
+        (0..3)
+            .map(|_| {
+                let t = Instant::now();
+                f();
+                t.elapsed().as_secs_f64()
+            })
+            .fold(f64::MAX, f64::min)
+    };
+    let docs: Vec<_> = bots
+        .iter()
+        .map(|b| parse_document(b.running_json.as_bytes(), Format::Json, limits).expect("parses"))
+        .collect();
+    let committed: Vec<_> = bots
+        .iter()
+        .map(|b| {
+            let d =
+                parse_document(b.committed_json.as_bytes(), Format::Json, limits).expect("parses");
+            canonicalise(d, Some(schema), Side::Committed, opts)
+        })
+        .collect();
+    let n = bots.len() as f64;
+    let parse = time(&|| {
+        for b in bots {
+            std::hint::black_box(
+                parse_document(b.running_json.as_bytes(), Format::Json, limits).ok(),
+            );
+        }
+    });
+    let no_schema = time(&|| {
+        for d in &docs {
+            std::hint::black_box(canonicalise(d.clone(), None, Side::Running, opts));
+        }
+    });
+    let with_schema = time(&|| {
+        for d in &docs {
+            std::hint::black_box(canonicalise(d.clone(), Some(schema), Side::Running, opts));
+        }
+    });
+    let running: Vec<_> = docs
+        .iter()
+        .map(|d| canonicalise(d.clone(), Some(schema), Side::Running, opts))
+        .collect();
+    let compare = time(&|| {
+        for (r, c) in running.iter().zip(&committed) {
+            std::hint::black_box(diff(r, c, tolerance));
+        }
+    });
+    let us = |t: f64| t / n * 1e6;
+    println!(
+        "per document: parse {:.1} µs, canonicalise without schema {:.1} µs, with schema (validation included) {:.1} µs; diff per pair {:.1} µs",
+        us(parse),
+        us(no_schema),
+        us(with_schema),
+        us(compare)
+    );
 }

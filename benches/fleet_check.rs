@@ -95,17 +95,21 @@ fn main() {
                 "json",
             ])
             .current_dir(work.path())
+            .env("RUST_LOG", "config_drift_detector=debug")
             .output()
             .expect("check runs");
         let wall = started.elapsed();
         let stderr = String::from_utf8_lossy(&out.stderr);
         let (mut fp, mut fneg, mut unknown) = (0usize, 0usize, 0usize);
         let mut reports = 0usize;
+        let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
         for line in String::from_utf8_lossy(&out.stdout).lines() {
             let r: serde_json::Value = serde_json::from_str(line).expect("JSON");
             reports += 1;
             if r["status"] == "UNKNOWN" {
                 unknown += 1;
+                let why = format!("{} ({})", r["unknown_reason"], r["detail"]);
+                *reasons.entry(why).or_insert(0usize) += 1;
                 continue;
             }
             let slug = r["bot_slug"].as_str().unwrap_or("");
@@ -125,6 +129,12 @@ fn main() {
             peak_rss_of_children_kib() / 1024,
             stderr.lines().last().unwrap_or("").trim()
         );
+        for line in stderr.lines().filter(|l| l.contains("DEBUG")) {
+            println!("  {}", line.split("DEBUG").nth(1).unwrap_or(line).trim());
+        }
+        for (why, n) in &reasons {
+            println!("  UNKNOWN x{n}: {why}");
+        }
         assert_eq!(reports, count);
         assert_eq!(
             (fp, fneg, unknown),

@@ -119,8 +119,16 @@ impl Checker {
         let committed_task = tokio::task::spawn_blocking(move || {
             read_committed(&repo, now_ms, &wanted, &known, &known_schemas)
         });
-        let (committed, fetched) =
-            tokio::join!(committed_task, self.fetcher.fetch_all(bots, deadline));
+        let timed_fetch = async {
+            let fetched = self.fetcher.fetch_all(bots, deadline).await;
+            tracing::debug!(
+                bots = bots.len(),
+                ms = started.elapsed().as_millis() as u64,
+                "Fetched running configs."
+            );
+            fetched
+        };
+        let (committed, fetched) = tokio::join!(committed_task, timed_fetch);
         let committed = committed.unwrap_or_else(|e| {
             Err(RepoFailure {
                 reason: UnknownReason::RepoUnreachable,
@@ -204,6 +212,10 @@ impl Checker {
         };
         self.committed = committed_cache;
         self.schemas = schema_cache;
+        tracing::debug!(
+            ms = started.elapsed().as_millis() as u64,
+            "Evaluated every bot."
+        );
 
         let match_deadline = started
             + budget
@@ -327,7 +339,9 @@ fn read_committed(
     };
     let mut repo = repo.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let mut session = repo.lock().map_err(|e| unreadable(e.to_string()))?;
+    let phase = Instant::now();
     let snapshot = session.sync(now_ms)?;
+    tracing::debug!(ms = phase.elapsed().as_millis() as u64, commit = %snapshot.commit, "Fetched the pinned branch.");
     let mut paths: Vec<&str> = Vec::with_capacity(wanted.len() * 2);
     for (config, schema) in wanted {
         paths.push(config);
@@ -358,6 +372,11 @@ fn read_committed(
             blobs.insert((*id).to_owned(), bytes);
         }
     }
+    tracing::debug!(
+        ms = phase.elapsed().as_millis() as u64,
+        blobs = blobs.len(),
+        "Read committed blobs."
+    );
     // One history walk for the whole fleet; per-bot lookups after it are cheap.
     let mut content_signatures = HashMap::with_capacity(wanted.len());
     if session.prime_history(&snapshot, &paths).is_ok() {
@@ -368,6 +387,10 @@ fn read_committed(
         }
     }
     drop(session);
+    tracing::debug!(
+        ms = phase.elapsed().as_millis() as u64,
+        "Read content signatures."
+    );
     Ok(CommittedRead {
         snapshot,
         entries,

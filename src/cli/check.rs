@@ -17,6 +17,7 @@ pub fn run(
     shard: Option<&str>,
     format: ReportFormat,
 ) -> anyhow::Result<u8> {
+    let started = std::time::Instant::now();
     let Some(config) = load_config(path) else {
         return Ok(exit::ERROR);
     };
@@ -44,6 +45,11 @@ pub fn run(
         .cloned()
         .collect();
 
+    tracing::debug!(
+        ms = started.elapsed().as_millis() as u64,
+        bots = bots.len(),
+        "Loaded the config."
+    );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -53,6 +59,10 @@ pub fn run(
     })?;
     eprintln!("{}", summary(&outcome));
     output::print_reports(&outcome.reports, format)?;
+    tracing::debug!(
+        ms = started.elapsed().as_millis() as u64,
+        "Printed the reports."
+    );
     Ok(exit_code(&outcome))
 }
 

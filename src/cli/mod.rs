@@ -85,6 +85,8 @@ pub fn main() -> ExitCode {
     // One TLS provider for every client in the process (reqwest is built without one
     // so that only ring, which needs no cmake, is compiled).
     let _ = rustls::crypto::ring::default_provider().install_default();
+    raise_open_file_limit();
+    init_stderr_logging();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -152,6 +154,35 @@ pub fn load_config(path: &Path) -> Option<crate::config::Config> {
                 eprintln!("error: {e}");
             }
             None
+        }
+    }
+}
+
+/// Developer logs on stderr, filtered by `RUST_LOG` (default: warnings only).
+fn init_stderr_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(
+            std::io::IsTerminal::is_terminal(&std::io::stderr())
+                && std::env::var_os("NO_COLOR").is_none(),
+        )
+        .try_init();
+}
+
+/// A fleet's bots usually each have their own host:port, and kept-alive
+/// connections hold a descriptor each: the default soft limit of 1,024 would make
+/// bots past it UNKNOWN. Raise the soft limit to the hard one.
+fn raise_open_file_limit() {
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed to them.
+    unsafe {
+        let mut limit: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
         }
     }
 }

@@ -73,6 +73,8 @@ pub fn dead_url() -> String {
 }
 
 fn serve(stream: TcpStream, routes: &Mutex<HashMap<String, Reply>>, requests: &AtomicUsize) {
+    // Small writes on a kept-alive connection would otherwise wait for delayed ACKs.
+    let _ = stream.set_nodelay(true);
     let mut reader = BufReader::new(stream.try_clone().expect("clone"));
     let mut out = stream;
     loop {
