@@ -22,6 +22,8 @@ use crate::report::{
 };
 use crate::runtime::{FetchFailure, Fetched, Fetcher};
 
+use futures_util::StreamExt;
+
 /// Share of the latency budget `matches_commit` may use per check (§7).
 const MATCH_BUDGET_SHARE: f64 = 0.2;
 
@@ -104,6 +106,10 @@ impl Checker {
     }
 
     /// Evaluates `bots` (a subset of the config's, in slug order) once.
+    ///
+    /// The committed side is read while the fetches run; once it is in, each
+    /// running config is canonicalised as soon as it arrives, on every core, while
+    /// slower bots are still being waited for.
     pub async fn run(&mut self, bots: &[Bot], now_ms: i64) -> CheckOutcome {
         let started = Instant::now();
         let budget = self.config.runtime.latency_budget;
@@ -119,46 +125,65 @@ impl Checker {
         let committed_task = tokio::task::spawn_blocking(move || {
             read_committed(&repo, now_ms, &wanted, &known, &known_schemas)
         });
-        let timed_fetch = async {
-            let fetched = self.fetcher.fetch_all(bots, deadline).await;
-            tracing::debug!(
-                bots = bots.len(),
-                ms = started.elapsed().as_millis() as u64,
-                "Fetched running configs."
-            );
-            fetched
-        };
-        let (committed, fetched) = tokio::join!(committed_task, timed_fetch);
-        let committed = committed.unwrap_or_else(|e| {
+
+        let bots_shared: Arc<[Bot]> = bots.into();
+        let (sender, receiver) = std::sync::mpsc::channel::<(usize, Fetched)>();
+        let fetch_task = tokio::spawn({
+            let fetcher = self.fetcher.clone();
+            let bots = Arc::clone(&bots_shared);
+            async move {
+                let mut durations = Vec::with_capacity(bots.len());
+                let mut exhausted = false;
+                let mut each = std::pin::pin!(fetcher.fetch_each(&bots, deadline));
+                while let Some((i, fetched)) = each.next().await {
+                    match fetched.duration {
+                        Some(d) => durations.push(d),
+                        None => exhausted = true,
+                    }
+                    if sender.send((i, fetched)).is_err() {
+                        break;
+                    }
+                }
+                tracing::debug!(
+                    bots = bots.len(),
+                    ms = started.elapsed().as_millis() as u64,
+                    "Fetched running configs."
+                );
+                (durations, exhausted)
+            }
+        });
+
+        let committed = committed_task.await.unwrap_or_else(|e| {
             Err(RepoFailure {
                 reason: UnknownReason::RepoUnreachable,
                 detail: format!("reading the config repo failed unexpectedly: {e}"),
             })
         });
-
-        let budget_exhausted = fetched.iter().any(|f| f.duration.is_none());
-        let fetch_durations = fetched.iter().filter_map(|f| f.duration).collect();
         let branch = self.config.repo.branch.clone();
+        let unknown_all = |reason: UnknownReason, detail: &str| -> Vec<ConfigDriftReport> {
+            bots.iter()
+                .map(|bot| {
+                    let mut r = ConfigDriftReport::new(Some(bot.slug.to_string()), now_ms);
+                    r.committed_ref = Some(branch.clone());
+                    r.set_unknown(reason, detail);
+                    r
+                })
+                .collect()
+        };
 
         let mut read = match committed {
             Ok(read) => read,
             Err(failure) => {
-                let reports = bots
-                    .iter()
-                    .map(|bot| {
-                        let mut r = ConfigDriftReport::new(Some(bot.slug.to_string()), now_ms);
-                        r.committed_ref = Some(branch.clone());
-                        r.set_unknown(failure.reason, failure.detail.clone());
-                        r
-                    })
-                    .collect();
+                // Nothing to compare against: stop fetching.
+                drop(receiver);
+                fetch_task.abort();
                 return CheckOutcome {
                     checked_at_ms: now_ms,
-                    reports,
+                    reports: unknown_all(failure.reason, &failure.detail),
                     commit: None,
                     repo_failure: Some(failure),
-                    budget_exhausted,
-                    fetch_durations,
+                    budget_exhausted: false,
+                    fetch_durations: Vec::new(),
                     duration: started.elapsed(),
                 };
             }
@@ -166,42 +191,38 @@ impl Checker {
 
         let secret_key = Arc::clone(&self.secret_key);
         let config = Arc::clone(&self.config);
-        let mut committed_cache = std::mem::take(&mut self.committed);
-        let mut schema_cache = std::mem::take(&mut self.schemas);
-        let bots_owned = bots.to_vec();
+        let mut caches = Caches {
+            committed: std::mem::take(&mut self.committed),
+            schemas: std::mem::take(&mut self.schemas),
+        };
         let evaluated = tokio::task::spawn_blocking(move || {
             let reports = evaluate_all(
                 &config,
                 &secret_key,
-                &bots_owned,
+                &bots_shared,
                 &mut read,
-                fetched,
+                receiver,
                 now_ms,
-                &mut committed_cache,
-                &mut schema_cache,
+                &mut caches,
             );
-            (reports, read, committed_cache, schema_cache)
+            (reports, read, caches)
         })
         .await;
-        let (mut reports, read, committed_cache, schema_cache) = match evaluated {
-            Ok(v) => v,
+        let (fetch_durations, budget_exhausted) = fetch_task.await.unwrap_or_default();
+        let (mut reports, read) = match evaluated {
+            Ok((reports, read, caches)) => {
+                self.committed = caches.committed;
+                self.schemas = caches.schemas;
+                (reports, read)
+            }
             Err(e) => {
                 // A panic in the pure core is a bug; still never report "no drift".
-                let reports = bots
-                    .iter()
-                    .map(|bot| {
-                        let mut r = ConfigDriftReport::new(Some(bot.slug.to_string()), now_ms);
-                        r.committed_ref = Some(branch.clone());
-                        r.set_unknown(
-                            UnknownReason::CommittedConfigInvalid,
-                            format!("evaluation failed: {e}"),
-                        );
-                        r
-                    })
-                    .collect();
                 return CheckOutcome {
                     checked_at_ms: now_ms,
-                    reports,
+                    reports: unknown_all(
+                        UnknownReason::CommittedConfigInvalid,
+                        &format!("evaluation failed: {e}"),
+                    ),
                     commit: None,
                     repo_failure: None,
                     budget_exhausted,
@@ -210,8 +231,6 @@ impl Checker {
                 };
             }
         };
-        self.committed = committed_cache;
-        self.schemas = schema_cache;
         tracing::debug!(
             ms = started.elapsed().as_millis() as u64,
             "Evaluated every bot."
@@ -400,19 +419,29 @@ fn read_committed(
     })
 }
 
-#[expect(
-    clippy::too_many_arguments,
-    reason = "one call site; a struct would only rename them"
-)]
+/// The parse caches a `Checker` keeps between checks, handed to the blocking
+/// evaluation and back.
+struct Caches {
+    committed: HashMap<BlobPair, Arc<CommittedSide>>,
+    schemas: HashMap<String, Arc<Result<Arc<Schema>, String>>>,
+}
+
+/// A bot's running config after parsing and canonicalisation, or why not.
+enum RunningSide {
+    Ready(Box<Canonical>),
+    Failed(FetchFailure),
+    /// Its schema does not compile: the committed side reports that.
+    NoSchema,
+}
+
 fn evaluate_all(
     config: &Config,
     key: &SecretKey,
     bots: &[Bot],
     read: &mut CommittedRead,
-    fetched: Vec<Fetched>,
+    fetched: std::sync::mpsc::Receiver<(usize, Fetched)>,
     now_ms: i64,
-    committed_cache: &mut HashMap<BlobPair, Arc<CommittedSide>>,
-    schema_cache: &mut HashMap<String, Arc<Result<Arc<Schema>, String>>>,
+    caches: &mut Caches,
 ) -> Vec<ConfigDriftReport> {
     let limits = ParseLimits {
         max_bytes: config.runtime.max_body_bytes,
@@ -424,85 +453,98 @@ fn evaluate_all(
 
     // Schemas: once per blob id.
     let mut schemas: HashMap<String, Arc<Result<Arc<Schema>, String>>> = HashMap::new();
-    for bot in bots {
-        let Some(path) = &bot.schema_path else {
-            continue;
-        };
-        let Some(TreeEntry::Blob(id)) = read.entries.get(path) else {
-            continue;
-        };
-        if schemas.contains_key(id) {
-            continue;
-        }
-        let compiled = match schema_cache.get(id) {
-            Some(c) => Arc::clone(c),
-            None => Arc::new(compile_schema(
-                path,
-                read.blobs.get(id).map(Vec::as_slice),
-                &limits,
-            )),
-        };
-        schemas.insert(id.clone(), compiled);
-    }
+    let bot_schemas: Vec<Option<Arc<Result<Arc<Schema>, String>>>> = bots
+        .iter()
+        .map(|bot| {
+            let path = bot.schema_path.as_ref()?;
+            let Some(TreeEntry::Blob(id)) = read.entries.get(path) else {
+                return None;
+            };
+            let compiled = schemas.entry(id.clone()).or_insert_with(|| match caches.schemas.get(id) {
+                Some(c) => Arc::clone(c),
+                None => Arc::new(compile_schema(
+                    path,
+                    read.blobs.get(id).map(Vec::as_slice),
+                    &limits,
+                )),
+            });
+            Some(Arc::clone(compiled))
+        })
+        .collect();
 
-    // Committed sides: once per (config blob, schema blob), in parallel.
-    let mut pairs: Vec<(BlobPair, String)> = Vec::new();
+    // Committed sides not cached yet: once per (config blob, schema blob).
+    let mut pairs: Vec<(BlobPair, usize)> = Vec::new();
     let mut seen: HashSet<BlobPair> = HashSet::new();
-    for bot in bots {
+    for (i, bot) in bots.iter().enumerate() {
         if let Some(pair) = blob_pair(bot, &read.entries)
-            && !committed_cache.contains_key(&pair)
+            && !caches.committed.contains_key(&pair)
             && seen.insert(pair.clone())
         {
-            pairs.push((pair, bot.config_path.clone()));
+            pairs.push((pair, i));
         }
     }
-    let fresh = par_map(&pairs, |(pair, path)| {
-        let schema = pair
-            .schema
-            .as_ref()
-            .and_then(|id| schemas.get(id))
-            .map(Arc::clone);
-        let side = committed_side(
-            path,
-            read.blobs.get(&pair.config).map(Vec::as_slice),
-            schema.as_deref(),
-            &limits,
-            &opts,
-        );
-        (pair.clone(), Arc::new(side))
+
+    // Both sides canonicalised at once: the committed pairs on one set of threads,
+    // the running configs on others as the fetches deliver them.
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let fetched = Mutex::new(fetched);
+    let (fresh, running) = std::thread::scope(|scope| {
+        let committed_work = scope.spawn(|| {
+            par_map(&pairs, |(pair, i)| {
+                let bot = &bots[*i];
+                let side = committed_side(
+                    &bot.config_path,
+                    read.blobs.get(&pair.config).map(Vec::as_slice),
+                    bot_schemas[*i].as_deref(),
+                    &limits,
+                    &opts,
+                );
+                (pair.clone(), Arc::new(side))
+            })
+        });
+        let running_work: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let next = fetched.lock().map(|rx| rx.recv());
+                        let Ok(Ok((i, item))) = next else { break };
+                        let side = running_side(item, bot_schemas[i].as_deref(), &limits, &opts);
+                        done.push((i, side));
+                    }
+                    done
+                })
+            })
+            .collect();
+        let mut running: Vec<Option<RunningSide>> = (0..bots.len()).map(|_| None).collect();
+        for worker in running_work {
+            for (i, side) in worker.join().unwrap_or_else(|p| std::panic::resume_unwind(p)) {
+                running[i] = Some(side);
+            }
+        }
+        let fresh = committed_work.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+        (fresh, running)
     });
-    let mut in_use: HashMap<BlobPair, Arc<CommittedSide>> = HashMap::new();
-    for (pair, side) in fresh {
-        in_use.insert(pair, side);
-    }
+
+    let mut in_use: HashMap<BlobPair, Arc<CommittedSide>> = fresh.into_iter().collect();
     for bot in bots {
         if let Some(pair) = blob_pair(bot, &read.entries)
-            && let Some(side) = committed_cache.get(&pair)
+            && let Some(side) = caches.committed.get(&pair)
         {
             in_use.insert(pair, Arc::clone(side));
         }
     }
 
-    // Per bot, in parallel.
-    let jobs: Vec<(&Bot, Fetched)> = bots.iter().zip(fetched).collect();
-    let results = par_map(&jobs, |(bot, fetched)| {
+    let jobs: Vec<(&Bot, Option<RunningSide>)> = bots.iter().zip(running).collect();
+    let results = par_map_owned(jobs, |(bot, running)| {
         let pair = blob_pair(bot, &read.entries);
         let committed = pair.as_ref().and_then(|p| in_use.get(p)).map(Arc::clone);
-        evaluate_bot(
-            config,
-            bot,
-            fetched,
-            read,
-            committed.as_deref(),
-            &limits,
-            &opts,
-            now_ms,
-        )
+        evaluate_bot(config, bot, running, read, committed.as_deref(), now_ms)
     });
 
     // Keep only what this check used, so the caches stay bounded by the fleet.
-    *committed_cache = in_use;
-    *schema_cache = schemas;
+    caches.committed = in_use;
+    caches.schemas = schemas;
     let mut reports = Vec::with_capacity(results.len());
     for (report, running) in results {
         if let (Some(slug), Some(running)) = (report.bot_slug.clone(), running) {
@@ -512,6 +554,31 @@ fn evaluate_all(
     }
     reports
 }
+
+fn running_side(
+    fetched: Fetched,
+    schema: Option<&Result<Arc<Schema>, String>>,
+    limits: &ParseLimits,
+    opts: &CanonOptions,
+) -> RunningSide {
+    let doc = match fetched.result {
+        Ok(doc) => doc,
+        Err(failure) => return RunningSide::Failed(failure),
+    };
+    let schema = match schema {
+        Some(Ok(s)) => Some(s.as_ref()),
+        Some(Err(_)) => return RunningSide::NoSchema,
+        None => None,
+    };
+    match parse_document(&doc.bytes, doc.format, limits) {
+        Ok(value) => RunningSide::Ready(Box::new(canonicalise(value, schema, Side::Running, opts))),
+        Err(e) => RunningSide::Failed(FetchFailure {
+            reason: UnknownReason::RuntimeBadResponse,
+            detail: format!("the running config is not valid: {e}"),
+        }),
+    }
+}
+
 
 fn blob_pair(bot: &Bot, entries: &HashMap<String, TreeEntry>) -> Option<BlobPair> {
     let Some(TreeEntry::Blob(config)) = entries.get(&bot.config_path) else {
@@ -573,18 +640,15 @@ fn committed_side(
     }
 }
 
-#[expect(
-    clippy::too_many_arguments,
-    reason = "one call site; a struct would only rename them"
-)]
+/// One bot's report from its two sides; committed-side reasons come before
+/// running-side ones (§7). Returns the running canonical form when the bot drifts,
+/// for `matches_commit`.
 fn evaluate_bot(
     config: &Config,
     bot: &Bot,
-    fetched: &Fetched,
+    running: Option<RunningSide>,
     read: &CommittedRead,
     committed: Option<&CommittedSide>,
-    limits: &ParseLimits,
-    opts: &CanonOptions,
     now_ms: i64,
 ) -> (ConfigDriftReport, Option<Arc<Canonical>>) {
     let mut r = ConfigDriftReport::new(Some(bot.slug.to_string()), now_ms);
@@ -597,9 +661,6 @@ fn evaluate_bot(
         .copied()
         .unwrap_or(read.snapshot.committed_signature);
     r.content_signature = Some(content);
-    if let Ok(doc) = &fetched.result {
-        r.running_loaded_at_ms = doc.loaded_at_ms;
-    }
 
     if config.repo.require_signed_commits
         && (read.snapshot.committed_signature != SignatureState::Verified
@@ -651,24 +712,20 @@ fn evaluate_bot(
         }
     };
 
-    let doc = match &fetched.result {
-        Ok(doc) => doc,
-        Err(FetchFailure { reason, detail }) => {
-            r.set_unknown(*reason, detail.clone());
+    let running = match running {
+        Some(RunningSide::Ready(canonical)) => canonical,
+        Some(RunningSide::Failed(FetchFailure { reason, detail })) => {
+            r.set_unknown(reason, detail);
             return (r, None);
         }
-    };
-    let running_doc = match parse_document(&doc.bytes, doc.format, limits) {
-        Ok(v) => v,
-        Err(e) => {
+        Some(RunningSide::NoSchema) | None => {
             r.set_unknown(
-                UnknownReason::RuntimeBadResponse,
-                format!("the running config is not valid: {e}"),
+                UnknownReason::RuntimeTimeout,
+                "the running config was not evaluated within the check",
             );
             return (r, None);
         }
     };
-    let running = canonicalise(running_doc, schema.as_deref(), Side::Running, opts);
     let outcome = diff(
         &running,
         canonical_committed,
@@ -682,7 +739,9 @@ fn evaluate_bot(
         schema_path_used(bot, schema.is_some()),
         now_ms,
     );
-    (r, Some(Arc::new(running)))
+    // Only drifting bots need their running form later (matches_commit).
+    let keep = (r.status == Status::Drift).then(|| Arc::from(running));
+    (r, keep)
 }
 
 fn schema_path_used(bot: &Bot, has_schema: bool) -> Option<String> {
@@ -827,6 +886,35 @@ impl History<'_> {
         self.seen.insert(pair, Arc::clone(&side));
         side
     }
+}
+
+/// Like [`par_map`], consuming the items.
+fn par_map_owned<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<R> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if threads <= 1 || items.len() < 64 {
+        return items.into_iter().map(&f).collect();
+    }
+    let chunk = items.len().div_ceil(threads);
+    let mut chunks: Vec<Vec<T>> = Vec::with_capacity(threads);
+    let mut items = items.into_iter();
+    loop {
+        let c: Vec<T> = items.by_ref().take(chunk).collect();
+        if c.is_empty() {
+            break;
+        }
+        chunks.push(c);
+    }
+    std::thread::scope(|scope| {
+        let f = &f;
+        let handles: Vec<_> = chunks
+            .into_iter()
+            .map(|c| scope.spawn(move || c.into_iter().map(f).collect::<Vec<R>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    })
 }
 
 /// Maps `f` over `items` on every core, keeping the order.

@@ -110,16 +110,25 @@ impl Fetcher {
     /// Each started fetch is bounded by `timeout_ms`, so the whole call returns
     /// by `budget_deadline + timeout_ms` at the latest, however slow the bots.
     pub async fn fetch_all(&self, bots: &[Bot], budget_deadline: Instant) -> Vec<Fetched> {
+        let mut done: Vec<(usize, Fetched)> = self.fetch_each(bots, budget_deadline).collect().await;
+        done.sort_unstable_by_key(|(i, _)| *i);
+        done.into_iter().map(|(_, fetched)| fetched).collect()
+    }
+
+    /// The same fetches as [`Fetcher::fetch_all`], each yielded with its index in
+    /// `bots` as soon as it completes, so callers can work on early answers while
+    /// slow bots are still being waited for.
+    pub fn fetch_each<'a>(
+        &'a self,
+        bots: &'a [Bot],
+        budget_deadline: Instant,
+    ) -> impl futures_util::Stream<Item = (usize, Fetched)> + 'a {
         // `buffer_unordered` creates each future only when a slot frees up, so the
         // budget is checked at the moment a fetch would start, and a slow bot holds
         // one slot, never the queue behind it.
-        let mut done: Vec<(usize, Fetched)> = futures_util::stream::iter(bots.iter().enumerate())
-            .map(|(i, bot)| async move { (i, self.fetch_admitted(bot, budget_deadline).await) })
+        futures_util::stream::iter(bots.iter().enumerate())
+            .map(move |(i, bot)| async move { (i, self.fetch_admitted(bot, budget_deadline).await) })
             .buffer_unordered(self.max_in_flight)
-            .collect()
-            .await;
-        done.sort_unstable_by_key(|(i, _)| *i);
-        done.into_iter().map(|(_, fetched)| fetched).collect()
     }
 
     async fn fetch_admitted(&self, bot: &Bot, budget_deadline: Instant) -> Fetched {
