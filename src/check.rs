@@ -460,14 +460,17 @@ fn evaluate_all(
             let Some(TreeEntry::Blob(id)) = read.entries.get(path) else {
                 return None;
             };
-            let compiled = schemas.entry(id.clone()).or_insert_with(|| match caches.schemas.get(id) {
-                Some(c) => Arc::clone(c),
-                None => Arc::new(compile_schema(
-                    path,
-                    read.blobs.get(id).map(Vec::as_slice),
-                    &limits,
-                )),
-            });
+            let compiled =
+                schemas
+                    .entry(id.clone())
+                    .or_insert_with(|| match caches.schemas.get(id) {
+                        Some(c) => Arc::clone(c),
+                        None => Arc::new(compile_schema(
+                            path,
+                            read.blobs.get(id).map(Vec::as_slice),
+                            &limits,
+                        )),
+                    });
             Some(Arc::clone(compiled))
         })
         .collect();
@@ -518,11 +521,16 @@ fn evaluate_all(
             .collect();
         let mut running: Vec<Option<RunningSide>> = (0..bots.len()).map(|_| None).collect();
         for worker in running_work {
-            for (i, side) in worker.join().unwrap_or_else(|p| std::panic::resume_unwind(p)) {
+            for (i, side) in worker
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p))
+            {
                 running[i] = Some(side);
             }
         }
-        let fresh = committed_work.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+        let fresh = committed_work
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p));
         (fresh, running)
     });
 
@@ -578,7 +586,6 @@ fn running_side(
         }),
     }
 }
-
 
 fn blob_pair(bot: &Bot, entries: &HashMap<String, TreeEntry>) -> Option<BlobPair> {
     let Some(TreeEntry::Blob(config)) = entries.get(&bot.config_path) else {

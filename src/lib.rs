@@ -19,5 +19,6 @@ pub mod diff;
 pub mod repo;
 pub mod report;
 pub mod runtime;
+pub mod server;
 pub mod shard;
 pub mod time;

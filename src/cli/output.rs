@@ -41,14 +41,16 @@ pub fn render_table(reports: &[ConfigDriftReport], colour: bool) -> String {
         let bot = r.bot_slug.clone().unwrap_or_else(|| "-".into());
         let status = r.status.as_str().to_owned();
         if r.status == Status::Unknown {
+            // The reason in FIELD, the detail after it: details are long sentences
+            // and must not widen the drift columns.
             let reason = r.unknown_reason.map_or("", |u| u.as_str());
             let detail = r.detail.as_deref().unwrap_or("");
             rows.push((
                 [
                     bot.clone(),
                     status.clone(),
-                    format!("{reason}: {detail}"),
-                    String::new(),
+                    reason.to_owned(),
+                    detail.to_owned(),
                     String::new(),
                 ],
                 r.status,
@@ -85,8 +87,11 @@ pub fn render_table(reports: &[ConfigDriftReport], colour: bool) -> String {
         }
     }
     let mut widths = header.clone().map(|h| h.chars().count());
-    for (row, _) in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
+    for (row, status) in &rows {
+        for (i, (w, cell)) in widths.iter_mut().zip(row).enumerate() {
+            if *status == Status::Unknown && i == 3 {
+                continue;
+            }
             *w = (*w).max(cell.chars().count());
         }
     }

@@ -110,7 +110,8 @@ impl Fetcher {
     /// Each started fetch is bounded by `timeout_ms`, so the whole call returns
     /// by `budget_deadline + timeout_ms` at the latest, however slow the bots.
     pub async fn fetch_all(&self, bots: &[Bot], budget_deadline: Instant) -> Vec<Fetched> {
-        let mut done: Vec<(usize, Fetched)> = self.fetch_each(bots, budget_deadline).collect().await;
+        let mut done: Vec<(usize, Fetched)> =
+            self.fetch_each(bots, budget_deadline).collect().await;
         done.sort_unstable_by_key(|(i, _)| *i);
         done.into_iter().map(|(_, fetched)| fetched).collect()
     }
@@ -127,7 +128,9 @@ impl Fetcher {
         // budget is checked at the moment a fetch would start, and a slow bot holds
         // one slot, never the queue behind it.
         futures_util::stream::iter(bots.iter().enumerate())
-            .map(move |(i, bot)| async move { (i, self.fetch_admitted(bot, budget_deadline).await) })
+            .map(
+                move |(i, bot)| async move { (i, self.fetch_admitted(bot, budget_deadline).await) },
+            )
             .buffer_unordered(self.max_in_flight)
     }
 
