@@ -5,6 +5,7 @@
 pub mod bots;
 pub mod fleet;
 pub mod repo;
+pub mod tools;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
