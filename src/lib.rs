@@ -16,6 +16,7 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod diff;
+pub mod latch;
 pub mod repo;
 pub mod report;
 pub mod runtime;

@@ -1,0 +1,550 @@
+//! The agent's state database (§9): one record per bot slug in a sled database,
+//! plus the per-installation redaction key and the database's schema version.
+//!
+//! Owns the on-disk layout and its integrity checks. Must not decide anything
+//! about latching (that is `episode.rs`) nor emit telemetry; a corrupt or unknown
+//! record is an error naming the database and the record, never a silent reset.
+//!
+//! sled 0.34 is beta ("if reliability is your primary constraint, use SQLite").
+//! The risks and what this module does about them:
+//! - Silent damage to a value: every value is an envelope
+//!   `{"v":1,"sha256":"…","data":…}` whose checksum covers the data's exact bytes,
+//!   so a flipped byte fails loudly, naming the bot.
+//! - Format drift between versions: the envelope's `v` and the `meta` tree's
+//!   `schema_version` are checked on read; a newer version is refused, never
+//!   misread or overwritten.
+//! - Lost writes on a crash: one check's updates go in one atomic batch and the
+//!   database is flushed (fsync) before `write_check` returns, so the caller emits
+//!   telemetry only for state that the next start remembers. Tests kill a writer
+//!   with SIGKILL mid-loop and reopen.
+//! - Recovery that drops too much: sled recovers a damaged log by truncating it
+//!   at the damage, silently rolling back to an older state (seen in a test). So
+//!   every flushed write bumps a `generation` counter in the `meta` tree and, once
+//!   flushed, copies it to a small file beside sled's (`cdd-generation`, written
+//!   by rename). At open, a database older than that file is refused as corrupt,
+//!   and so is one that existed but lost its `meta` records.
+//! - Panics inside the engine on damaged files are caught at open and reported as
+//!   corruption.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io::Write as _;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
+use sha2::{Digest, Sha256};
+
+use crate::canon::secret::SecretKey;
+use crate::latch::episode::BotState;
+
+/// The layout of the database as a whole (trees and keys).
+pub const SCHEMA_VERSION: u64 = 1;
+/// The envelope and record shapes this binary reads and writes.
+pub const RECORD_VERSION: u64 = 1;
+
+const BOTS_TREE: &str = "bots";
+const META_TREE: &str = "meta";
+const SCHEMA_KEY: &str = "schema_version";
+const SECRET_KEY: &str = "secret_key";
+const GENERATION_KEY: &str = "generation";
+/// The last generation known flushed, outside sled's files (see the module doc).
+const GENERATION_FILE: &str = "cdd-generation";
+/// A file sled creates in every database directory; its presence means the
+/// database existed before this open.
+const SLED_CONF_FILE: &str = "conf";
+
+/// Which stored record an error is about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Record {
+    Bot(String),
+    Meta(&'static str),
+}
+
+impl fmt::Display for Record {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Record::Bot(slug) => write!(f, "the record of bot `{slug}`"),
+            Record::Meta(key) => write!(f, "the `{key}` record"),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("state database {} is in use by another process", path.display())]
+    Locked { path: PathBuf },
+    #[error("state database {} cannot be opened: {source}", path.display())]
+    Open { path: PathBuf, source: sled::Error },
+    #[error("state database {} is corrupt: {detail}", path.display())]
+    Corrupt { path: PathBuf, detail: String },
+    #[error("state database {} has schema version {found}, newer than the {SCHEMA_VERSION} this binary understands; upgrade the agent", path.display())]
+    FutureSchema { path: PathBuf, found: u64 },
+    #[error("state database {}: {record} is corrupt: {detail}", path.display())]
+    CorruptRecord {
+        path: PathBuf,
+        record: Record,
+        detail: String,
+    },
+    #[error("state database {}: {record} has version {found}, newer than the {RECORD_VERSION} this binary understands; upgrade the agent", path.display())]
+    FutureRecord {
+        path: PathBuf,
+        record: Record,
+        found: u64,
+    },
+    #[error("state database {}: reading failed: {source}", path.display())]
+    Read { path: PathBuf, source: sled::Error },
+    #[error("state database {}: writing failed: {source}", path.display())]
+    Write { path: PathBuf, source: sled::Error },
+    #[error("state database {}: the file {} is unreadable: {detail}", path.display(), file.display())]
+    GenerationFile {
+        path: PathBuf,
+        file: PathBuf,
+        detail: String,
+    },
+    #[error("state database {}: {record} cannot be encoded: {source}", path.display())]
+    Encode {
+        path: PathBuf,
+        record: Record,
+        source: serde_json::Error,
+    },
+}
+
+/// The open state database. Holds sled's exclusive lock until dropped.
+pub struct StateStore {
+    path: PathBuf,
+    db: sled::Db,
+    bots: sled::Tree,
+    meta: sled::Tree,
+    /// The generation of the last flushed write; the lock also serialises writers.
+    generation: Mutex<u64>,
+}
+
+impl fmt::Debug for StateStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StateStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StateStore {
+    /// Opens (or creates) the database at `path`, its page cache bounded to
+    /// `cache_capacity_bytes`. Checks the database's schema version; records are
+    /// checked as they are read (`load_all` at startup reads them all).
+    pub fn open(path: &Path, cache_capacity_bytes: u64) -> Result<StateStore, StateError> {
+        let existed = path.join(SLED_CONF_FILE).exists();
+        let config = sled::Config::new()
+            .path(path)
+            .cache_capacity(cache_capacity_bytes);
+        let db = match catch_unwind(AssertUnwindSafe(|| config.open())) {
+            Ok(Ok(db)) => db,
+            Ok(Err(e)) => return Err(open_error(path, e)),
+            Err(_) => {
+                return Err(StateError::Corrupt {
+                    path: path.to_owned(),
+                    detail: "the storage engine failed while reading it".into(),
+                });
+            }
+        };
+        let tree = |name: &str| {
+            db.open_tree(name).map_err(|e| match e {
+                sled::Error::Corruption { .. } => corrupt_engine(path),
+                source => StateError::Open {
+                    path: path.to_owned(),
+                    source,
+                },
+            })
+        };
+        let store = StateStore {
+            path: path.to_owned(),
+            bots: tree(BOTS_TREE)?,
+            meta: tree(META_TREE)?,
+            db,
+            generation: Mutex::new(0),
+        };
+        store.check_schema(existed)?;
+        store.check_generation()?;
+        Ok(store)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Every bot's state, by slug. Fails on the first damaged record.
+    pub fn load_all(&self) -> Result<BTreeMap<String, BotState>, StateError> {
+        let mut all = BTreeMap::new();
+        for entry in self.bots.iter() {
+            let (key, value) = entry.map_err(|e| self.read_error(e))?;
+            let slug = match std::str::from_utf8(&key) {
+                Ok(slug) => slug.to_owned(),
+                Err(_) => {
+                    return Err(StateError::CorruptRecord {
+                        path: self.path.clone(),
+                        record: Record::Bot(String::from_utf8_lossy(&key).into_owned()),
+                        detail: "its key is not UTF-8".into(),
+                    });
+                }
+            };
+            let state = self.unseal(&value, Record::Bot(slug.clone()))?;
+            all.insert(slug, state);
+        }
+        Ok(all)
+    }
+
+    /// Stores one check's results atomically (all or none after a crash), then
+    /// flushes: the contract emits a check's telemetry only after its state is
+    /// on disk.
+    pub fn write_check(
+        &self,
+        updates: &[(String, BotState)],
+        deletes: &[String],
+    ) -> Result<(), StateError> {
+        let mut batch = sled::Batch::default();
+        for (slug, state) in updates {
+            let sealed = seal(state).map_err(|source| StateError::Encode {
+                path: self.path.clone(),
+                record: Record::Bot(slug.clone()),
+                source,
+            })?;
+            batch.insert(slug.as_bytes(), sealed);
+        }
+        for slug in deletes {
+            batch.remove(slug.as_bytes());
+        }
+        let mut generation = self.lock_generation();
+        self.bots
+            .apply_batch(batch)
+            .map_err(|e| self.write_error(e))?;
+        self.commit(&mut generation)
+    }
+
+    /// Bumps the generation, flushes sled (fsync) and then records the flushed
+    /// generation outside it. Callers hold the generation lock across their
+    /// write and this.
+    fn commit(&self, generation: &mut u64) -> Result<(), StateError> {
+        let next = *generation + 1;
+        let sealed = seal(&next).map_err(|source| StateError::Encode {
+            path: self.path.clone(),
+            record: Record::Meta(GENERATION_KEY),
+            source,
+        })?;
+        self.meta
+            .insert(GENERATION_KEY, sealed.as_slice())
+            .map_err(|e| self.write_error(e))?;
+        self.db.flush().map_err(|e| self.write_error(e))?;
+        *generation = next;
+        self.write_generation_file(&sealed)
+    }
+
+    fn lock_generation(&self) -> std::sync::MutexGuard<'_, u64> {
+        // The counter stays valid if a writer panicked: it only moves after a flush.
+        self.generation
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn generation_file(&self) -> PathBuf {
+        self.path.join(GENERATION_FILE)
+    }
+
+    fn write_generation_file(&self, sealed: &[u8]) -> Result<(), StateError> {
+        let file = self.generation_file();
+        let fail = |e: std::io::Error| StateError::GenerationFile {
+            path: self.path.clone(),
+            file: file.clone(),
+            detail: format!("writing it failed ({e})"),
+        };
+        let tmp = self.path.join(format!("{GENERATION_FILE}.tmp"));
+        let mut f = std::fs::File::create(&tmp).map_err(fail)?;
+        f.write_all(sealed).map_err(fail)?;
+        f.sync_all().map_err(fail)?;
+        std::fs::rename(&tmp, &file).map_err(fail)?;
+        // The rename itself is durable only once the directory is synced.
+        std::fs::File::open(&self.path)
+            .and_then(|d| d.sync_all())
+            .map_err(fail)
+    }
+
+    /// Refuses a database that sled rolled back past a flushed write.
+    fn check_generation(&self) -> Result<(), StateError> {
+        let stored: u64 = match self
+            .meta
+            .get(GENERATION_KEY)
+            .map_err(|e| self.read_error(e))?
+        {
+            Some(value) => self.unseal(&value, Record::Meta(GENERATION_KEY))?,
+            None => 0,
+        };
+        let file = self.generation_file();
+        let flushed: u64 = match std::fs::read(&file) {
+            Ok(bytes) => unseal(&bytes).map_err(|fault| StateError::GenerationFile {
+                path: self.path.clone(),
+                file: file.clone(),
+                detail: match fault {
+                    Fault::Corrupt(detail) => detail,
+                    Fault::Future(v) => format!("it has version {v}, newer than this binary"),
+                },
+            })?,
+            // Only a crash before the first write leaves it absent; nothing to compare.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+            Err(e) => {
+                return Err(StateError::GenerationFile {
+                    path: self.path.clone(),
+                    file,
+                    detail: e.to_string(),
+                });
+            }
+        };
+        if stored < flushed {
+            return Err(StateError::Corrupt {
+                path: self.path.clone(),
+                detail: format!(
+                    "it holds write {stored} but write {flushed} had been flushed: the storage engine dropped damaged data"
+                ),
+            });
+        }
+        *self.lock_generation() = stored;
+        Ok(())
+    }
+
+    /// The per-installation redaction key: created (and flushed) on first use,
+    /// the same one after every restart.
+    pub fn secret_key(&self) -> Result<SecretKey, StateError> {
+        let record = Record::Meta(SECRET_KEY);
+        // Two rounds at most: a lost compare-and-swap means the key now exists.
+        for _ in 0..2 {
+            if let Some(value) = self.meta.get(SECRET_KEY).map_err(|e| self.read_error(e))? {
+                let hex_key: String = self.unseal(&value, record.clone())?;
+                let bytes: Option<[u8; 32]> = hex::decode(&hex_key)
+                    .ok()
+                    .and_then(|b| <[u8; 32]>::try_from(b).ok());
+                return bytes
+                    .map(SecretKey::from_bytes)
+                    .ok_or_else(|| StateError::CorruptRecord {
+                        path: self.path.clone(),
+                        record: record.clone(),
+                        detail: "it does not hold 32 bytes of hex".into(),
+                    });
+            }
+            let key = SecretKey::random();
+            let sealed =
+                seal(&hex::encode(key.to_bytes())).map_err(|source| StateError::Encode {
+                    path: self.path.clone(),
+                    record: record.clone(),
+                    source,
+                })?;
+            let mut generation = self.lock_generation();
+            let swapped = self
+                .meta
+                .compare_and_swap(SECRET_KEY, None::<&[u8]>, Some(sealed))
+                .map_err(|e| self.write_error(e))?;
+            if swapped.is_ok() {
+                // Secrets redacted with a key the next start forgets would look
+                // like changed values: the key is on disk before anyone uses it.
+                self.commit(&mut generation)?;
+                return Ok(key);
+            }
+        }
+        Err(StateError::CorruptRecord {
+            path: self.path.clone(),
+            record,
+            detail: "it changed while being created".into(),
+        })
+    }
+
+    fn check_schema(&self, existed: bool) -> Result<(), StateError> {
+        let record = Record::Meta(SCHEMA_KEY);
+        match self.meta.get(SCHEMA_KEY).map_err(|e| self.read_error(e))? {
+            Some(value) => {
+                let found: u64 = self.unseal(&value, record)?;
+                if found > SCHEMA_VERSION {
+                    return Err(StateError::FutureSchema {
+                        path: self.path.clone(),
+                        found,
+                    });
+                }
+                Ok(())
+            }
+            // sled recovers a damaged log by dropping its tail; a database that
+            // had been created but lost its first record lost everything.
+            None if existed => Err(StateError::Corrupt {
+                path: self.path.clone(),
+                detail: format!(
+                    "its `{SCHEMA_KEY}` record is missing (move the directory away to start afresh)"
+                ),
+            }),
+            None => {
+                let sealed = seal(&SCHEMA_VERSION).map_err(|source| StateError::Encode {
+                    path: self.path.clone(),
+                    record,
+                    source,
+                })?;
+                let mut generation = self.lock_generation();
+                self.meta
+                    .insert(SCHEMA_KEY, sealed)
+                    .map_err(|e| self.write_error(e))?;
+                self.commit(&mut generation)
+            }
+        }
+    }
+
+    fn unseal<T: DeserializeOwned>(&self, bytes: &[u8], record: Record) -> Result<T, StateError> {
+        unseal(bytes).map_err(|fault| match fault {
+            Fault::Future(found) => StateError::FutureRecord {
+                path: self.path.clone(),
+                record,
+                found,
+            },
+            Fault::Corrupt(detail) => StateError::CorruptRecord {
+                path: self.path.clone(),
+                record,
+                detail,
+            },
+        })
+    }
+
+    fn read_error(&self, e: sled::Error) -> StateError {
+        match e {
+            sled::Error::Corruption { .. } => corrupt_engine(&self.path),
+            source => StateError::Read {
+                path: self.path.clone(),
+                source,
+            },
+        }
+    }
+
+    fn write_error(&self, source: sled::Error) -> StateError {
+        StateError::Write {
+            path: self.path.clone(),
+            source,
+        }
+    }
+}
+
+fn open_error(path: &Path, e: sled::Error) -> StateError {
+    match e {
+        // sled 0.34 reports a held lock only as this io error text (config.rs,
+        // `try_lock`); the version is pinned and a test holds us to it.
+        sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
+            StateError::Locked {
+                path: path.to_owned(),
+            }
+        }
+        sled::Error::Corruption { .. } => corrupt_engine(path),
+        source => StateError::Open {
+            path: path.to_owned(),
+            source,
+        },
+    }
+}
+
+fn corrupt_engine(path: &Path) -> StateError {
+    StateError::Corrupt {
+        path: path.to_owned(),
+        detail: "the storage engine found damaged data".into(),
+    }
+}
+
+/// Why a stored value could not be read.
+enum Fault {
+    Corrupt(String),
+    Future(u64),
+}
+
+#[derive(serde::Deserialize)]
+struct Head {
+    v: u64,
+}
+
+#[derive(serde::Deserialize)]
+struct Envelope<'a> {
+    #[serde(borrow)]
+    sha256: Cow<'a, str>,
+    #[serde(borrow)]
+    data: &'a RawValue,
+}
+
+/// `{"v":1,"sha256":"<hex of data's bytes>","data":<data>}`.
+fn seal<T: Serialize + ?Sized>(data: &T) -> Result<Vec<u8>, serde_json::Error> {
+    let body = serde_json::to_vec(data)?;
+    let sum = hex::encode(Sha256::digest(&body));
+    let mut out = Vec::with_capacity(body.len() + sum.len() + 32);
+    // Writing to a Vec cannot fail.
+    let _ = write!(out, r#"{{"v":{RECORD_VERSION},"sha256":"{sum}","data":"#);
+    out.extend_from_slice(&body);
+    out.push(b'}');
+    Ok(out)
+}
+
+fn unseal<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Fault> {
+    // The version first, alone: a newer envelope may not parse as this one.
+    let head: Head = serde_json::from_slice(bytes)
+        .map_err(|e| Fault::Corrupt(format!("its envelope does not parse ({e})")))?;
+    if head.v > RECORD_VERSION {
+        return Err(Fault::Future(head.v));
+    }
+    let envelope: Envelope<'_> = serde_json::from_slice(bytes)
+        .map_err(|e| Fault::Corrupt(format!("its envelope does not parse ({e})")))?;
+    let sum = hex::encode(Sha256::digest(envelope.data.get().as_bytes()));
+    if sum != envelope.sha256 {
+        return Err(Fault::Corrupt(
+            "its checksum does not match its data".into(),
+        ));
+    }
+    serde_json::from_str(envelope.data.get())
+        .map_err(|e| Fault::Corrupt(format!("its data does not parse ({e})")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sealed_value_unseals_to_itself() {
+        let sealed = seal(&42u64).unwrap();
+        assert_eq!(
+            std::str::from_utf8(&sealed).unwrap(),
+            format!(
+                r#"{{"v":1,"sha256":"{}","data":42}}"#,
+                hex::encode(Sha256::digest(b"42"))
+            )
+        );
+        assert!(matches!(unseal::<u64>(&sealed), Ok(42)));
+    }
+
+    #[test]
+    fn any_flipped_byte_in_a_sealed_value_is_refused() {
+        let state = BotState {
+            last_seen_ms: 7,
+            last_report_json: Some(r#"{"a":1}"#.into()),
+            ..BotState::default()
+        };
+        let sealed = seal(&state).unwrap();
+        for i in 0..sealed.len() {
+            for bit in [0x01u8, 0x20, 0x80] {
+                let mut bad = sealed.clone();
+                bad[i] ^= bit;
+                if let Ok(read) = unseal::<BotState>(&bad) {
+                    // A flip inside insignificant positions must still give the
+                    // same state, never a different one.
+                    assert_eq!(
+                        read, state,
+                        "flip at byte {i} bit {bit:#x} changed the state"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn newer_envelope_version_is_reported_as_future() {
+        let bytes = br#"{"v":2,"checksum":"whatever","payload":{}}"#;
+        assert!(matches!(unseal::<BotState>(bytes), Err(Fault::Future(2))));
+    }
+}
