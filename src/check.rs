@@ -115,7 +115,7 @@ impl Checker {
         let budget = self.config.runtime.latency_budget;
         let deadline = started + budget;
 
-        let known: HashSet<String> = self.committed.keys().map(|k| k.config.clone()).collect();
+        let known: HashSet<BlobPair> = self.committed.keys().cloned().collect();
         let known_schemas: HashSet<String> = self.schemas.keys().cloned().collect();
         let repo = Arc::clone(&self.repo);
         let wanted: Vec<(String, Option<String>)> = bots
@@ -349,7 +349,7 @@ fn read_committed(
     repo: &Mutex<CommittedRepo>,
     now_ms: i64,
     wanted: &[(String, Option<String>)],
-    known: &HashSet<String>,
+    known: &HashSet<BlobPair>,
     known_schemas: &HashSet<String>,
 ) -> Result<CommittedRead, RepoFailure> {
     let unreadable = |detail: String| RepoFailure {
@@ -373,17 +373,32 @@ fn read_committed(
     let entries = session
         .entries(&snapshot, &paths)
         .map_err(|e| unreadable(format!("reading commit {} failed: {e}", snapshot.commit)))?;
-    let missing: Vec<&str> = entries
-        .values()
-        .filter_map(|e| match e {
-            TreeEntry::Blob(id) if !known.contains(id) && !known_schemas.contains(id) => {
-                Some(id.as_str())
+    // Read only what the caches cannot answer: a config blob whose (config, schema)
+    // pair is new (the same file under a changed schema is canonicalised anew), and
+    // schemas not compiled yet.
+    let blob_of = |path: &str| match entries.get(path) {
+        Some(TreeEntry::Blob(id)) => Some(id.as_str()),
+        _ => None,
+    };
+    let mut missing: HashSet<&str> = HashSet::new();
+    for (config, schema) in wanted {
+        let schema_blob = schema.as_deref().and_then(blob_of);
+        if let Some(s) = schema_blob
+            && !known_schemas.contains(s)
+        {
+            missing.insert(s);
+        }
+        if let Some(c) = blob_of(config) {
+            let pair = BlobPair {
+                config: c.to_owned(),
+                schema: schema_blob.map(str::to_owned),
+            };
+            if !known.contains(&pair) {
+                missing.insert(c);
             }
-            _ => None,
-        })
-        .collect::<HashSet<&str>>()
-        .into_iter()
-        .collect();
+        }
+    }
+    let missing: Vec<&str> = missing.into_iter().collect();
     let mut blobs = HashMap::with_capacity(missing.len());
     for (id, bytes) in missing.iter().zip(session.read_blobs(&missing)) {
         // An unreadable object reads as absent and becomes committed_config_invalid.
