@@ -20,4 +20,5 @@ pub mod repo;
 pub mod report;
 pub mod runtime;
 pub mod shard;
+pub mod telemetry;
 pub mod time;
