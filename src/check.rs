@@ -24,6 +24,9 @@ use crate::runtime::{FetchFailure, Fetched, Fetcher};
 
 use futures_util::StreamExt;
 
+/// A schema compiled once per blob id, or why it does not compile.
+type CompiledSchema = Arc<Result<Arc<Schema>, String>>;
+
 /// Share of the latency budget `matches_commit` may use per check (§7).
 const MATCH_BUDGET_SHARE: f64 = 0.2;
 
@@ -84,7 +87,7 @@ pub struct Checker {
     repo: Arc<Mutex<CommittedRepo>>,
     secret_key: Arc<SecretKey>,
     committed: HashMap<BlobPair, Arc<CommittedSide>>,
-    schemas: HashMap<String, Arc<Result<Arc<Schema>, String>>>,
+    schemas: HashMap<String, CompiledSchema>,
 }
 
 impl Checker {
@@ -438,7 +441,7 @@ fn read_committed(
 /// evaluation and back.
 struct Caches {
     committed: HashMap<BlobPair, Arc<CommittedSide>>,
-    schemas: HashMap<String, Arc<Result<Arc<Schema>, String>>>,
+    schemas: HashMap<String, CompiledSchema>,
 }
 
 /// A bot's running config after parsing and canonicalisation, or why not.
@@ -467,8 +470,8 @@ fn evaluate_all(
     };
 
     // Schemas: once per blob id.
-    let mut schemas: HashMap<String, Arc<Result<Arc<Schema>, String>>> = HashMap::new();
-    let bot_schemas: Vec<Option<Arc<Result<Arc<Schema>, String>>>> = bots
+    let mut schemas: HashMap<String, CompiledSchema> = HashMap::new();
+    let bot_schemas: Vec<Option<CompiledSchema>> = bots
         .iter()
         .map(|bot| {
             let path = bot.schema_path.as_ref()?;
@@ -812,7 +815,7 @@ struct History<'a> {
     config: &'a Config,
     key: &'a SecretKey,
     committed: &'a HashMap<BlobPair, Arc<CommittedSide>>,
-    schemas: &'a HashMap<String, Arc<Result<Arc<Schema>, String>>>,
+    schemas: &'a HashMap<String, CompiledSchema>,
     seen: HashMap<BlobPair, Arc<CommittedSide>>,
 }
 

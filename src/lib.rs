@@ -22,4 +22,5 @@ pub mod report;
 pub mod runtime;
 pub mod server;
 pub mod shard;
+pub mod telemetry;
 pub mod time;

@@ -1,0 +1,540 @@
+//! Every log record of §11, one struct per event with an `emit`: the four
+//! `GOV_CONFIG_DRIFT_*` records, the per-check record (carrying the chain head),
+//! `mass_drift`, and the per-bot developer line. The GOV records go through the
+//! OTel Logs API deliberately — attributes plus the report as a structured body,
+//! which the tracing bridge cannot carry — and, for people, as a `tracing` event
+//! under the `config_drift::gov` target (which the bridge skips, so OTel never
+//! sees them twice). Must not decide when an event happens: the latch and the
+//! scheduler do.
+
+use std::time::SystemTime;
+
+use opentelemetry::logs::{AnyValue, LogRecord as _, Logger as _, Severity};
+use opentelemetry::{Key, StringValue};
+use opentelemetry_sdk::logs::SdkLogger;
+
+use super::Telemetry;
+use crate::config::Mode;
+use crate::report::{ConfigDriftReport, ReasonCode, Status};
+
+/// The `tracing` target of the deliberately emitted records.
+pub const GOV_TARGET: &str = "config_drift::gov";
+
+pub const DETECTED_MESSAGE: &str = "The running configuration of one of the system's safeties differs from the version on file. Operators must reconcile.";
+pub const UNKNOWN_MESSAGE: &str = "Whether the running configuration of one of the system's safeties matches the version on file cannot be determined.";
+pub const RESOLVED_MESSAGE: &str =
+    "The running configuration of one of the system's safeties matches the version on file again.";
+pub const ACK_MESSAGE: &str = "A drift was acknowledged by two people until the next check.";
+
+/// At most this many field names in the developer line; the rest are counted.
+const FIELDS_IN_LINE: usize = 20;
+
+/// The OTel logger every record goes through.
+#[derive(Clone, Debug)]
+pub struct LogSink {
+    logger: SdkLogger,
+}
+
+impl LogSink {
+    pub(crate) fn new(logger: SdkLogger) -> LogSink {
+        LogSink { logger }
+    }
+
+    fn emit(
+        &self,
+        event_name: &'static str,
+        severity: Severity,
+        body: Option<AnyValue>,
+        attributes: Vec<(&'static str, AnyValue)>,
+    ) {
+        let mut record = self.logger.create_log_record();
+        let now = SystemTime::now();
+        record.set_event_name(event_name);
+        record.set_timestamp(now);
+        record.set_observed_timestamp(now);
+        record.set_severity_number(severity);
+        record.set_severity_text(severity.name());
+        if let Some(body) = body {
+            record.set_body(body);
+        }
+        for (k, v) in attributes {
+            record.add_attribute(Key::from_static_str(k), v);
+        }
+        self.logger.emit(record);
+    }
+}
+
+/// `P3` normally; `P2` for DETECTED in enforced mode past one interval.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SeverityClass {
+    P2,
+    P3,
+}
+
+impl SeverityClass {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SeverityClass::P2 => "P2",
+            SeverityClass::P3 => "P3",
+        }
+    }
+
+    /// The class of a DETECTED record: P2 once an enforced-mode episode has been
+    /// open longer than one check interval.
+    pub fn for_detected(mode: Mode, episode_since_ms: i64, now_ms: i64, interval_ms: i64) -> Self {
+        if mode == Mode::Enforced && now_ms.saturating_sub(episode_since_ms) > interval_ms {
+            SeverityClass::P2
+        } else {
+            SeverityClass::P3
+        }
+    }
+}
+
+/// How an episode ended (§9).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ResolvedBy {
+    Commit,
+    Revert,
+    Both,
+    Config,
+    Cleared,
+}
+
+impl ResolvedBy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResolvedBy::Commit => "commit",
+            ResolvedBy::Revert => "revert",
+            ResolvedBy::Both => "both",
+            ResolvedBy::Config => "config",
+            ResolvedBy::Cleared => "cleared",
+        }
+    }
+}
+
+/// The commit that changed the committed side, when it did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResolvingCommit {
+    pub sha: String,
+    pub author: String,
+    pub summary: String,
+}
+
+/// The report as an OTel map, from its JSON. OTel's `AnyValue` has no null, so
+/// null members (e.g. `reason_code` when IN_SYNC) are left out of the map.
+pub fn report_body(report: &ConfigDriftReport) -> AnyValue {
+    match serde_json::to_value(report) {
+        Ok(v) => json_to_any(v).unwrap_or_else(|| AnyValue::Map(Box::default())),
+        Err(e) => AnyValue::String(format!("unserialisable report: {e}").into()),
+    }
+}
+
+fn json_to_any(v: serde_json::Value) -> Option<AnyValue> {
+    use serde_json::Value;
+    Some(match v {
+        Value::Null => return None,
+        Value::Bool(b) => AnyValue::Boolean(b),
+        Value::Number(n) => match (n.as_i64(), n.as_f64()) {
+            (Some(i), _) => AnyValue::Int(i),
+            (None, Some(f)) if n.is_f64() => AnyValue::Double(f),
+            // Beyond i64 and not a float: keep the digits exactly.
+            _ => AnyValue::String(n.to_string().into()),
+        },
+        Value::String(s) => AnyValue::String(s.into()),
+        Value::Array(items) => AnyValue::ListAny(Box::new(
+            items.into_iter().filter_map(json_to_any).collect(),
+        )),
+        Value::Object(members) => AnyValue::Map(Box::new(
+            members
+                .into_iter()
+                .filter_map(|(k, v)| json_to_any(v).map(|v| (Key::from(k), v)))
+                .collect(),
+        )),
+    })
+}
+
+fn s(text: impl Into<StringValue>) -> AnyValue {
+    AnyValue::String(text.into())
+}
+
+fn slug(report: &ConfigDriftReport) -> &str {
+    report.bot_slug.as_deref().unwrap_or("")
+}
+
+fn gov_attributes(
+    code: ReasonCode,
+    report: &ConfigDriftReport,
+    class: SeverityClass,
+    message: &'static str,
+) -> Vec<(&'static str, AnyValue)> {
+    vec![
+        ("reason_code", s(code.as_str())),
+        ("bot_slug", s(slug(report).to_string())),
+        ("severity_class", s(class.as_str())),
+        ("user_message", s(message)),
+    ]
+}
+
+/// `GOV_CONFIG_DRIFT_DETECTED`: every check while a bot is in drift.
+#[derive(Debug)]
+pub struct DriftDetected<'a> {
+    pub report: &'a ConfigDriftReport,
+    pub severity_class: SeverityClass,
+}
+
+impl DriftDetected<'_> {
+    pub fn emit(&self, t: &Telemetry) {
+        let code = ReasonCode::GovConfigDriftDetected;
+        let mut attrs = gov_attributes(code, self.report, self.severity_class, DETECTED_MESSAGE);
+        attrs.push((
+            "drifts_count",
+            AnyValue::Int(self.report.drifts.len() as i64),
+        ));
+        if let Some(ep) = &self.report.episode_id {
+            attrs.push(("episode_id", s(ep.clone())));
+        }
+        t.logs().emit(
+            code.as_str(),
+            Severity::Warn,
+            Some(report_body(self.report)),
+            attrs,
+        );
+        tracing::warn!(
+            target: GOV_TARGET,
+            reason_code = code.as_str(),
+            bot_slug = slug(self.report),
+            severity_class = self.severity_class.as_str(),
+            drifts_count = self.report.drifts.len(),
+            fields_drifted = %field_list(self.report),
+            episode_id = self.report.episode_id.as_deref().unwrap_or(""),
+            "{DETECTED_MESSAGE}"
+        );
+    }
+}
+
+/// `GOV_CONFIG_DRIFT_UNKNOWN`: every check while a bot is UNKNOWN.
+#[derive(Debug)]
+pub struct DriftUnknown<'a> {
+    pub report: &'a ConfigDriftReport,
+}
+
+impl DriftUnknown<'_> {
+    pub fn emit(&self, t: &Telemetry) {
+        let code = ReasonCode::GovConfigDriftUnknown;
+        let mut attrs = gov_attributes(code, self.report, SeverityClass::P3, UNKNOWN_MESSAGE);
+        let reason = self.report.unknown_reason.map(|r| r.as_str()).unwrap_or("");
+        attrs.push(("unknown_reason", s(reason)));
+        t.logs().emit(
+            code.as_str(),
+            Severity::Warn,
+            Some(report_body(self.report)),
+            attrs,
+        );
+        tracing::warn!(
+            target: GOV_TARGET,
+            reason_code = code.as_str(),
+            bot_slug = slug(self.report),
+            severity_class = SeverityClass::P3.as_str(),
+            unknown_reason = reason,
+            detail = self.report.detail.as_deref().unwrap_or(""),
+            "{UNKNOWN_MESSAGE}"
+        );
+    }
+}
+
+/// `GOV_CONFIG_DRIFT_RESOLVED`: once per episode. Also records the episode's
+/// length in `drift_resolution_minutes`, so the two never disagree.
+#[derive(Debug)]
+pub struct DriftResolved<'a> {
+    /// The bot's report of the check that resolved it (its last one when cleared).
+    pub report: &'a ConfigDriftReport,
+    pub episode_id: &'a str,
+    pub resolution_minutes: f64,
+    pub resolved_by: ResolvedBy,
+    pub commit: Option<&'a ResolvingCommit>,
+}
+
+impl DriftResolved<'_> {
+    pub fn emit(&self, t: &Telemetry) {
+        let code = ReasonCode::GovConfigDriftResolved;
+        let mut attrs = gov_attributes(code, self.report, SeverityClass::P3, RESOLVED_MESSAGE);
+        attrs.push(("episode_id", s(self.episode_id.to_string())));
+        attrs.push((
+            "resolution_minutes",
+            AnyValue::Double(self.resolution_minutes),
+        ));
+        attrs.push(("resolved_by", s(self.resolved_by.as_str())));
+        if let Some(c) = self.commit {
+            attrs.push(("commit_sha", s(c.sha.clone())));
+            attrs.push(("commit_author", s(c.author.clone())));
+            attrs.push(("commit_summary", s(c.summary.clone())));
+        }
+        t.logs().emit(
+            code.as_str(),
+            Severity::Info,
+            Some(report_body(self.report)),
+            attrs,
+        );
+        t.metrics()
+            .record_resolution(slug(self.report), self.resolution_minutes);
+        tracing::info!(
+            target: GOV_TARGET,
+            reason_code = code.as_str(),
+            bot_slug = slug(self.report),
+            severity_class = SeverityClass::P3.as_str(),
+            episode_id = self.episode_id,
+            resolution_minutes = self.resolution_minutes,
+            resolved_by = self.resolved_by.as_str(),
+            commit_sha = self.commit.map(|c| c.sha.as_str()).unwrap_or(""),
+            "{RESOLVED_MESSAGE}"
+        );
+    }
+}
+
+/// `GOV_CONFIG_DRIFT_ACK`: an ack was approved.
+#[derive(Debug)]
+pub struct DriftAcknowledged<'a> {
+    pub report: &'a ConfigDriftReport,
+    pub ack_id: &'a str,
+    pub requested_by: &'a str,
+    pub approved_by: &'a str,
+    pub reason: &'a str,
+}
+
+impl DriftAcknowledged<'_> {
+    pub fn emit(&self, t: &Telemetry) {
+        let code = ReasonCode::GovConfigDriftAck;
+        let mut attrs = gov_attributes(code, self.report, SeverityClass::P3, ACK_MESSAGE);
+        attrs.push(("ack_id", s(self.ack_id.to_string())));
+        attrs.push(("requested_by", s(self.requested_by.to_string())));
+        attrs.push(("approved_by", s(self.approved_by.to_string())));
+        attrs.push(("ack_reason", s(self.reason.to_string())));
+        t.logs().emit(
+            code.as_str(),
+            Severity::Info,
+            Some(report_body(self.report)),
+            attrs,
+        );
+        tracing::info!(
+            target: GOV_TARGET,
+            reason_code = code.as_str(),
+            bot_slug = slug(self.report),
+            severity_class = SeverityClass::P3.as_str(),
+            ack_id = self.ack_id,
+            requested_by = self.requested_by,
+            approved_by = self.approved_by,
+            "{ACK_MESSAGE}"
+        );
+    }
+}
+
+/// One record per check; carries the evidence chain head so it has witnesses
+/// outside the database (§10).
+#[derive(Debug)]
+pub struct CheckCompleted<'a> {
+    pub bots: usize,
+    pub drifting: usize,
+    pub unknown: usize,
+    pub commit: Option<&'a str>,
+    pub chain_head: Option<&'a str>,
+    pub duration_ms: u64,
+    pub successful: bool,
+}
+
+impl CheckCompleted<'_> {
+    pub fn emit(&self, t: &Telemetry) {
+        let attrs = vec![
+            ("bots", AnyValue::Int(self.bots as i64)),
+            ("drifting", AnyValue::Int(self.drifting as i64)),
+            ("unknown", AnyValue::Int(self.unknown as i64)),
+            ("commit", s(self.commit.unwrap_or("").to_string())),
+            ("chain_head", s(self.chain_head.unwrap_or("").to_string())),
+            ("duration_ms", AnyValue::Int(self.duration_ms as i64)),
+            ("successful", AnyValue::Boolean(self.successful)),
+        ];
+        t.logs().emit(
+            "config_drift.check",
+            Severity::Info,
+            Some(s("Check completed.")),
+            attrs,
+        );
+        tracing::info!(
+            target: GOV_TARGET,
+            bots = self.bots,
+            drifting = self.drifting,
+            unknown = self.unknown,
+            commit = self.commit.unwrap_or(""),
+            chain_head = self.chain_head.unwrap_or(""),
+            duration_ms = self.duration_ms,
+            successful = self.successful,
+            "Check completed."
+        );
+    }
+}
+
+/// More than half of the evaluated bots (at least 3) drift in one check: likely
+/// a bad commit or a mass edit rather than many separate edits.
+#[derive(Debug)]
+pub struct MassDrift<'a> {
+    pub drifting: usize,
+    pub evaluated: usize,
+    pub committed_ref: Option<&'a str>,
+    pub commit: Option<&'a str>,
+}
+
+pub const MASS_DRIFT_MESSAGE: &str =
+    "More than half of the evaluated bots drift from the committed configuration at once.";
+
+impl MassDrift<'_> {
+    /// The rule: more than half of the evaluated bots, and at least 3.
+    pub fn applies(drifting: usize, evaluated: usize) -> bool {
+        drifting >= 3 && drifting * 2 > evaluated
+    }
+
+    pub fn emit(&self, t: &Telemetry) {
+        let attrs = vec![
+            ("mass_drift", AnyValue::Boolean(true)),
+            ("drifting", AnyValue::Int(self.drifting as i64)),
+            ("evaluated", AnyValue::Int(self.evaluated as i64)),
+            (
+                "committed_ref",
+                s(self.committed_ref.unwrap_or("").to_string()),
+            ),
+            ("committed_commit", s(self.commit.unwrap_or("").to_string())),
+        ];
+        t.logs().emit(
+            "config_drift.mass_drift",
+            Severity::Warn,
+            Some(s(MASS_DRIFT_MESSAGE)),
+            attrs,
+        );
+        tracing::warn!(
+            target: GOV_TARGET,
+            mass_drift = true,
+            drifting = self.drifting,
+            evaluated = self.evaluated,
+            committed_ref = self.committed_ref.unwrap_or(""),
+            committed_commit = self.commit.unwrap_or(""),
+            "{MASS_DRIFT_MESSAGE}"
+        );
+    }
+}
+
+/// The per-bot per-check developer line (tracing only): INFO when drifting or
+/// UNKNOWN, DEBUG when in sync.
+#[derive(Debug)]
+pub struct BotChecked<'a> {
+    pub report: &'a ConfigDriftReport,
+}
+
+impl BotChecked<'_> {
+    pub fn emit(&self) {
+        let r = self.report;
+        let fields = field_list(r);
+        if r.status == Status::InSync {
+            tracing::debug!(bot_slug = slug(r), status = r.status.as_str(), drifts_count = r.drifts.len(), fields_drifted = %fields, "Bot checked.");
+        } else {
+            tracing::info!(bot_slug = slug(r), status = r.status.as_str(), drifts_count = r.drifts.len(), fields_drifted = %fields, "Bot checked.");
+        }
+    }
+}
+
+/// Drifted field names, comma-separated, the first `FIELDS_IN_LINE` only.
+pub fn field_list(report: &ConfigDriftReport) -> String {
+    let mut out: Vec<&str> = report
+        .drifts
+        .iter()
+        .take(FIELDS_IN_LINE)
+        .map(|d| d.field.as_str())
+        .collect();
+    let more = report.drifts.len().saturating_sub(FIELDS_IN_LINE);
+    let extra;
+    if more > 0 {
+        extra = format!("(+{more} more)");
+        out.push(&extra);
+    }
+    out.join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::{Drift, DriftKind};
+    use serde_json::value::RawValue;
+
+    #[test]
+    fn detected_is_p2_only_in_enforced_mode_past_one_interval() {
+        let i = 900_000;
+        assert_eq!(
+            SeverityClass::for_detected(Mode::Enforced, 0, i + 1, i),
+            SeverityClass::P2
+        );
+        assert_eq!(
+            SeverityClass::for_detected(Mode::Enforced, 0, i, i),
+            SeverityClass::P3
+        );
+        assert_eq!(
+            SeverityClass::for_detected(Mode::Advisory, 0, 10 * i, i),
+            SeverityClass::P3
+        );
+    }
+
+    #[test]
+    fn body_is_the_report_as_a_map_without_nulls() {
+        let mut r = ConfigDriftReport::new(Some("risk.killswitch".into()), 5);
+        r.drifts.push(Drift {
+            field: "limit".into(),
+            kind: DriftKind::Changed,
+            running: Some(RawValue::from_string("10".into()).unwrap()),
+            committed: Some(RawValue::from_string("12.5".into()).unwrap()),
+            delta: None,
+            since_ts_ms: 5,
+            latched: false,
+        });
+        r.settle();
+        let AnyValue::Map(m) = report_body(&r) else {
+            panic!("not a map")
+        };
+        assert_eq!(m.get(&Key::from("status")), Some(&s("DRIFT")));
+        assert_eq!(m.get(&Key::from("checked_at_ms")), Some(&AnyValue::Int(5)));
+        assert!(!m.contains_key(&Key::from("committed_commit")));
+        let Some(AnyValue::ListAny(drifts)) = m.get(&Key::from("drifts")) else {
+            panic!("drifts")
+        };
+        let AnyValue::Map(d) = &drifts[0] else {
+            panic!("drift")
+        };
+        assert_eq!(d.get(&Key::from("running")), Some(&AnyValue::Int(10)));
+        assert_eq!(
+            d.get(&Key::from("committed")),
+            Some(&AnyValue::Double(12.5))
+        );
+    }
+
+    #[test]
+    fn mass_drift_needs_three_bots_and_more_than_half() {
+        assert!(!MassDrift::applies(2, 2));
+        assert!(MassDrift::applies(3, 5));
+        assert!(!MassDrift::applies(3, 6));
+        assert!(MassDrift::applies(3, 3));
+    }
+
+    #[test]
+    fn developer_line_lists_at_most_twenty_fields() {
+        let mut r = ConfigDriftReport::new(Some("a".into()), 1);
+        for i in 0..25 {
+            r.drifts.push(Drift {
+                field: format!("f{i}"),
+                kind: DriftKind::MissingInRunning,
+                running: None,
+                committed: None,
+                delta: None,
+                since_ts_ms: 1,
+                latched: false,
+            });
+        }
+        let l = field_list(&r);
+        assert!(l.starts_with("f0,f1,"));
+        assert!(l.ends_with("f19,(+5 more)"));
+    }
+}
