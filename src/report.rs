@@ -2,13 +2,13 @@
 //! Pure data: no I/O, no clock. Field order follows the contract's example so
 //! `--format json` reads the way the documentation shows it.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 pub const REPORT_KIND: &str = "ConfigDriftReport";
 pub const REPORT_SCHEMA_VERSION: &str = "1.0.0";
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Status {
     #[serde(rename = "IN_SYNC")]
     InSync,
@@ -108,7 +108,7 @@ impl SignatureState {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DriftKind {
     Changed,

@@ -13,7 +13,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::report::{ConfigDriftReport, Drift, DriftKind, Status};
@@ -28,7 +28,7 @@ pub struct BotState {
     #[serde(default)]
     pub episode: Option<Episode>,
     #[serde(default)]
-    pub last_status: Option<LastStatus>,
+    pub last_status: Option<Status>,
     /// The last report as emitted (after latching), for the admin API after a restart.
     #[serde(default)]
     pub last_report_json: Option<String>,
@@ -38,27 +38,6 @@ pub struct BotState {
     /// When the bot left the registry; `None` while it is registered.
     #[serde(default)]
     pub removed_at_ms: Option<i64>,
-}
-
-/// A stored copy of `report::Status` (which is only serialisable).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum LastStatus {
-    #[serde(rename = "IN_SYNC")]
-    InSync,
-    #[serde(rename = "DRIFT")]
-    Drift,
-    #[serde(rename = "UNKNOWN")]
-    Unknown,
-}
-
-impl From<Status> for LastStatus {
-    fn from(s: Status) -> LastStatus {
-        match s {
-            Status::InSync => LastStatus::InSync,
-            Status::Drift => LastStatus::Drift,
-            Status::Unknown => LastStatus::Unknown,
-        }
-    }
 }
 
 /// One drift episode: from a bot's first drift until every field is back in sync.
@@ -93,7 +72,6 @@ impl Episode {
 pub struct LatchedField {
     /// When this field's current drift was first seen.
     pub since_ts_ms: i64,
-    #[serde(deserialize_with = "drift_kind")]
     pub kind: DriftKind,
     /// The latest observed values.
     pub running: Option<String>,
@@ -190,7 +168,7 @@ pub fn advance(
     let mut transitions = Vec::new();
     state.last_seen_ms = now_ms;
     state.removed_at_ms = None;
-    state.last_status = Some(report.status.into());
+    state.last_status = Some(report.status);
     match report.status {
         Status::Drift => {
             let episode = state.episode.get_or_insert_with(|| {
@@ -400,23 +378,6 @@ fn report_json(previous: Option<String>, report: &ConfigDriftReport) -> String {
     }
 }
 
-fn drift_kind<'de, D: Deserializer<'de>>(d: D) -> Result<DriftKind, D::Error> {
-    let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-    [
-        DriftKind::Changed,
-        DriftKind::MissingInRunning,
-        DriftKind::MissingInCommitted,
-    ]
-    .into_iter()
-    .find(|k| k.as_str() == text)
-    .ok_or_else(|| {
-        serde::de::Error::unknown_variant(
-            &text,
-            &["changed", "missing_in_running", "missing_in_committed"],
-        )
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -532,7 +493,7 @@ mod tests {
         assert_eq!(r.episode_id.as_deref(), Some(id.as_str()));
         assert_eq!(since(&r, "a"), 1000);
         assert_eq!(s.episode.as_ref().unwrap().started_ms, 1000);
-        assert_eq!(s.last_status, Some(LastStatus::Drift));
+        assert_eq!(s.last_status, Some(Status::Drift));
     }
 
     #[test]
@@ -772,7 +733,7 @@ mod tests {
         assert_eq!(d.running.as_deref().map(RawValue::get), Some("11"));
         assert_eq!(d.committed.as_deref().map(RawValue::get), Some("12"));
         assert_eq!(s.episode, before, "UNKNOWN leaves the latch as it was");
-        assert_eq!(s.last_status, Some(LastStatus::Unknown));
+        assert_eq!(s.last_status, Some(Status::Unknown));
 
         // The drift goes on after the outage with its original since.
         let (r, t) = step(

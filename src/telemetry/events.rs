@@ -90,27 +90,7 @@ impl SeverityClass {
     }
 }
 
-/// How an episode ended (§9).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ResolvedBy {
-    Commit,
-    Revert,
-    Both,
-    Config,
-    Cleared,
-}
-
-impl ResolvedBy {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ResolvedBy::Commit => "commit",
-            ResolvedBy::Revert => "revert",
-            ResolvedBy::Both => "both",
-            ResolvedBy::Config => "config",
-            ResolvedBy::Cleared => "cleared",
-        }
-    }
-}
+pub use crate::latch::ResolvedBy;
 
 /// The commit that changed the committed side, when it did.
 #[derive(Clone, Debug, PartialEq, Eq)]
