@@ -10,7 +10,7 @@
 use crate::canon::schema::{ANY, ANY_NODE, Node, NodeId, Schema};
 use crate::canon::secret::SecretKey;
 use crate::canon::value::{Map, Value, write_json_string};
-use crate::diff::flatten::{Leaf, flatten_node, flatten_tree};
+use crate::diff::flatten::{count_leaves, flatten_node};
 use crate::diff::path::{FieldPattern, Member, Path, Segment, redaction_token};
 use crate::report::{SchemaError, Side};
 
@@ -28,13 +28,9 @@ pub struct CanonOptions<'a> {
 /// One side, canonicalised.
 #[derive(Debug)]
 pub struct Canonical {
+    /// What `diff` walks; kept unflattened, since a flattened copy (a path per
+    /// leaf) would be most of a cached side's memory.
     pub(crate) tree: CNode,
-    /// Flattened with this side's own keyed-array decisions, sorted by path.
-    pub(crate) leaves: Vec<Leaf>,
-    /// Some `x-drift-key` array could not be matched by key (missing or repeated
-    /// key): the other side must then compare that array by position too.
-    pub(crate) has_unkeyable: bool,
-    pub(crate) schema_id: Option<[u8; 32]>,
     /// Leaf paths removed as ignored, sorted, without repeats.
     pub(crate) ignored: Vec<Path>,
     side: Side,
@@ -61,7 +57,7 @@ impl Canonical {
 
     /// How many leaves this side has (its own keyed-array decisions).
     pub fn leaf_count(&self) -> usize {
-        self.leaves.len()
+        count_leaves(&self.tree)
     }
 }
 
@@ -213,7 +209,6 @@ pub fn canonicalise(
         path: Path::root(),
         errors: Vec::new(),
         ignored: Vec::new(),
-        has_unkeyable: false,
         in_ignored: false,
         unique_errors: &unique_errors,
     };
@@ -224,12 +219,8 @@ pub fn canonicalise(
     let mut ignored = builder.ignored;
     ignored.sort_unstable();
     ignored.dedup();
-    let leaves = flatten_tree(&tree);
     Canonical {
         tree,
-        leaves,
-        has_unkeyable: builder.has_unkeyable,
-        schema_id: schema.map(Schema::id),
         ignored,
         side,
         schema_errors,
@@ -244,7 +235,6 @@ struct Builder<'s, 'o> {
     path: Path,
     errors: Vec<SchemaError>,
     ignored: Vec<Path>,
-    has_unkeyable: bool,
     /// Building a removed subtree only to count its leaves: no ignore checks, no
     /// schema errors.
     in_ignored: bool,
@@ -453,9 +443,7 @@ impl<'s> Builder<'s, '_> {
             }
         }
         if let Some(problem) = problem {
-            if !self.in_ignored {
-                self.has_unkeyable = true;
-            }
+            // No index: `diff` then compares this array by position on both sides.
             self.error(format!(
                 "{problem}, so `x-drift-key` cannot match this array's items and both sides compare it by position"
             ));

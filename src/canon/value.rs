@@ -167,26 +167,39 @@ impl Value {
     /// For the `jsonschema` validator, which works on `serde_json`. Integers that fit
     /// 64 bits stay exact; other numbers become their nearest f64.
     pub fn to_serde_json(&self) -> serde_json::Value {
+        // One text buffer for every number: converting is on every validation's
+        // path, and a fresh string per number was most of its cost.
+        self.to_serde_json_with(&mut String::new())
+    }
+
+    fn to_serde_json_with(&self, scratch: &mut String) -> serde_json::Value {
         match self {
             Value::Null => serde_json::Value::Null,
             Value::Bool(b) => serde_json::Value::Bool(*b),
             Value::Number(n) => {
-                if let Some(i) = n.to_i64() {
-                    i.into()
-                } else if let Some(u) = n.to_u64() {
-                    u.into()
+                scratch.clear();
+                n.write_canonical(scratch);
+                let text = scratch.as_str();
+                let integer = if n.is_integer() {
+                    text.parse::<i64>()
+                        .ok()
+                        .map(serde_json::Value::from)
+                        .or_else(|| text.parse::<u64>().ok().map(serde_json::Value::from))
                 } else {
-                    serde_json::Number::from_f64(n.to_f64())
+                    None
+                };
+                integer.unwrap_or_else(|| {
+                    serde_json::Number::from_f64(text.parse().unwrap_or(f64::NAN))
                         .map_or(serde_json::Value::Null, serde_json::Value::Number)
-                }
+                })
             }
             Value::String(s) => serde_json::Value::String(s.clone()),
-            Value::Array(items) => {
-                serde_json::Value::Array(items.iter().map(Value::to_serde_json).collect())
-            }
+            Value::Array(items) => serde_json::Value::Array(
+                items.iter().map(|v| v.to_serde_json_with(scratch)).collect(),
+            ),
             Value::Object(map) => serde_json::Value::Object(
                 map.iter()
-                    .map(|(k, v)| (k.to_owned(), v.to_serde_json()))
+                    .map(|(k, v)| (k.to_owned(), v.to_serde_json_with(scratch)))
                     .collect(),
             ),
         }

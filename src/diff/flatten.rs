@@ -2,7 +2,8 @@
 //! objects, empty arrays and set members; the root itself is never a leaf.
 //!
 //! Output is in path order (§6.5) by construction: children are visited in
-//! segment order. Pure: no I/O. Leaves keep real values (for comparison); a
+//! segment order. Pure: no I/O. `diff` walks trees directly and flattens only
+//! where it reports: subtrees present on one side, or shaped differently. Leaves keep real values (for comparison); a
 //! secret leaf also carries its HMAC, which is all that may be shown.
 
 use crate::canon::canonical::{CKind, CNode};
@@ -41,12 +42,37 @@ impl std::fmt::Debug for Leaf {
     }
 }
 
-/// Leaves of a whole document, sorted by path.
-pub(crate) fn flatten_tree(root: &CNode) -> Vec<Leaf> {
-    let mut out = Vec::new();
-    flatten_children(root, &mut Vec::new(), &mut out);
-    ensure_sorted(&mut out);
-    out
+/// How many leaves a whole document has, without building them.
+pub(crate) fn count_leaves(root: &CNode) -> usize {
+    fn below(node: &CNode) -> usize {
+        if matches!(node.kind, CKind::Scalar(_)) || node.is_empty_container() {
+            1
+        } else {
+            children(node)
+        }
+    }
+    fn children(node: &CNode) -> usize {
+        match &node.kind {
+            CKind::Scalar(_) => 0,
+            CKind::Object(entries) => entries.iter().map(|(_, c)| below(c)).sum(),
+            CKind::Array(items)
+            | CKind::Keyed {
+                items, index: None, ..
+            } => items.iter().flatten().map(below).sum(),
+            CKind::Keyed {
+                items,
+                index: Some(index),
+                ..
+            } => index
+                .by_member
+                .iter()
+                .filter_map(|&(_, i)| items.get(i)?.as_ref())
+                .map(below)
+                .sum(),
+            CKind::Set(members) => members.len(),
+        }
+    }
+    children(root)
 }
 
 /// Leaves of `node`, which sits at `path` (itself a leaf when empty or scalar).
@@ -77,7 +103,7 @@ pub(crate) fn flatten_node(node: &CNode, path: &mut Vec<Segment>, out: &mut Vec<
     }
 }
 
-fn flatten_children(node: &CNode, path: &mut Vec<Segment>, out: &mut Vec<Leaf>) {
+pub(crate) fn flatten_children(node: &CNode, path: &mut Vec<Segment>, out: &mut Vec<Leaf>) {
     match &node.kind {
         CKind::Scalar(_) => {}
         CKind::Object(entries) => {
@@ -131,7 +157,7 @@ fn keyed(field: &str, member: &Member) -> Segment {
     }
 }
 
-fn member_leaf(member: &Member, path: &[Segment]) -> Leaf {
+pub(crate) fn member_leaf(member: &Member, path: &[Segment]) -> Leaf {
     let (value, secret) = match member {
         Member::Json(json) => (LeafValue::Member(json.clone()), None),
         Member::Redacted(hmac) => (LeafValue::Member(String::new()), Some(hmac.clone())),
@@ -145,7 +171,8 @@ fn member_leaf(member: &Member, path: &[Segment]) -> Leaf {
 
 /// Both sides' leaves with keyed-array decisions taken jointly: an `x-drift-key`
 /// array is matched by key only when both sides can be; otherwise both compare
-/// it by position (§6.2).
+/// it by position (§6.2). The reference `diff`'s tree walk is tested against.
+#[cfg(test)]
 pub(crate) fn flatten_pair(running: &CNode, committed: &CNode) -> (Vec<Leaf>, Vec<Leaf>) {
     let mut r = Vec::new();
     let mut c = Vec::new();
@@ -162,6 +189,7 @@ pub(crate) fn flatten_pair(running: &CNode, committed: &CNode) -> (Vec<Leaf>, Ve
     (r, c)
 }
 
+#[cfg(test)]
 fn items_of(node: &CNode) -> Option<&[Option<CNode>]> {
     match &node.kind {
         CKind::Array(items) | CKind::Keyed { items, .. } => Some(items),
@@ -169,6 +197,7 @@ fn items_of(node: &CNode) -> Option<&[Option<CNode>]> {
     }
 }
 
+#[cfg(test)]
 fn joint(
     r: Option<&CNode>,
     c: Option<&CNode>,
@@ -285,7 +314,8 @@ fn joint(
 }
 
 /// Construction yields path order; a check that costs one pass keeps a future
-/// change from silently breaking the merge-join in `diff`.
+/// change from silently breaking the merge-join.
+#[cfg(test)]
 fn ensure_sorted(leaves: &mut [Leaf]) {
     if !leaves.is_sorted_by(|a, b| a.path <= b.path) {
         debug_assert!(false, "leaves were built out of path order");
