@@ -65,29 +65,31 @@ impl Canonical {
 /// HMAC of the node's canonical JSON. Its `Debug` shows secrets as tokens only.
 pub(crate) struct CNode {
     pub kind: CKind,
-    pub hmac: Option<String>,
+    pub hmac: Option<Box<str>>,
 }
 
 pub(crate) enum CKind {
     /// Null, boolean, number or string.
     Scalar(Value),
     /// Sorted by key bytes.
-    Object(Vec<(String, CNode)>),
+    Object(Vec<(Box<str>, CNode)>),
     /// Items in document order; `None` where an `ignore_fields` pattern removed one
     /// (the others keep their index).
     Array(Vec<Option<CNode>>),
     /// An `x-drift-key` array. `index` is `None` when this side's items cannot be
     /// matched by key; then it is compared by position.
     Keyed {
-        field: String,
         items: Vec<Option<CNode>>,
-        index: Option<KeyIndex>,
+        /// Boxed: most nodes are scalars, and every node is as big as the largest kind.
+        index: Option<Box<KeyIndex>>,
     },
     /// A `uniqueItems` array: members sorted by [`Member`] order, no repeats.
     Set(Vec<SetMember>),
 }
 
 pub(crate) struct KeyIndex {
+    /// The key property.
+    pub field: String,
     /// Each kept item's key, sorted by path order.
     pub by_member: Vec<(Member, usize)>,
     /// Kept items ordered by their key's real canonical JSON (for serialisation).
@@ -275,7 +277,12 @@ impl<'s> Builder<'s, '_> {
         };
         let mut built = CNode { kind, hmac: None };
         if in_secret {
-            built.hmac = Some(self.opts.secret_key.hmac_hex(&built.to_json(false)));
+            built.hmac = Some(
+                self.opts
+                    .secret_key
+                    .hmac_hex(&built.to_json(false))
+                    .into_boxed_str(),
+            );
         }
         built
     }
@@ -292,16 +299,19 @@ impl<'s> Builder<'s, '_> {
 
     fn build_object(
         &mut self,
-        mut map: Map,
+        map: Map,
         node: &'s Node,
         in_secret: bool,
         hops: u32,
-    ) -> Vec<(String, CNode)> {
+    ) -> Vec<(Box<str>, CNode)> {
         let inner_hops = if hops > 0 { hops + 1 } else { 0 };
-        let mut entries: Vec<(String, Value, u32)> = Vec::with_capacity(map.len());
-        for (k, v) in map.iter_mut() {
-            entries.push((k.to_owned(), std::mem::replace(v, Value::Null), inner_hops));
-        }
+        let mut entries: Vec<(String, Value, u32)> = map
+            .into_entries()
+            .into_iter()
+            .map(|(k, v)| (k, v, inner_hops))
+            .collect();
+        // The document's own keys, sorted: what a default must not override.
+        let present = entries.len();
         let fill_hops = hops + 1;
         if fill_hops <= MAX_DEFAULT_HOPS {
             let mut filled = false;
@@ -310,14 +320,19 @@ impl<'s> Builder<'s, '_> {
                 let Some(default) = &child.default else {
                     continue;
                 };
-                if map.contains_key(k) || child.ignore {
+                let in_doc = entries[..present]
+                    .binary_search_by(|e| e.0.as_bytes().cmp(k.as_bytes()))
+                    .is_ok();
+                if in_doc || child.ignore {
                     continue;
                 }
-                self.path.0.push(Segment::Key(k.clone()));
-                let covered = !self.in_ignored && self.pattern_covers_here();
-                self.path.0.pop();
-                if covered {
-                    continue;
+                if !self.in_ignored && !self.opts.ignore_fields.is_empty() {
+                    self.path.0.push(Segment::Key(k.clone()));
+                    let covered = self.pattern_covers_here();
+                    self.path.0.pop();
+                    if covered {
+                        continue;
+                    }
                 }
                 entries.push((k.clone(), default.clone(), fill_hops));
                 filled = true;
@@ -339,7 +354,7 @@ impl<'s> Builder<'s, '_> {
             }
             let built = self.build(v, child_id, child_secret, child_hops);
             if let Some(Segment::Key(k)) = self.path.0.pop() {
-                out.push((k, built));
+                out.push((k.into_boxed_str(), built));
             }
         }
         out
@@ -455,7 +470,6 @@ impl<'s> Builder<'s, '_> {
                 })
                 .collect();
             return CKind::Keyed {
-                field: field.to_owned(),
                 items: built,
                 index: None,
             };
@@ -483,9 +497,12 @@ impl<'s> Builder<'s, '_> {
         let mut by_json: Vec<usize> = by_member.iter().map(|&(_, i)| i).collect();
         by_json.sort_unstable_by(|&a, &b| keys[a].as_bytes().cmp(keys[b].as_bytes()));
         CKind::Keyed {
-            field: field.to_owned(),
             items: built,
-            index: Some(KeyIndex { by_member, by_json }),
+            index: Some(Box::new(KeyIndex {
+                field: field.to_owned(),
+                by_member,
+                by_json,
+            })),
         }
     }
 
@@ -507,7 +524,7 @@ impl<'s> Builder<'s, '_> {
             };
             let json = built.to_json(false);
             let member = match &built.hmac {
-                Some(h) => Member::Redacted(h.clone()),
+                Some(h) => Member::Redacted(h.to_string()),
                 None => Member::Json(built.to_json(true)),
             };
             self.path.0.push(Segment::Member(member));

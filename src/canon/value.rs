@@ -100,6 +100,11 @@ impl Map {
         self.entries.iter().map(|(k, v)| (k.as_str(), v))
     }
 
+    /// Entries in key-byte order, by value: consuming a map moves its keys.
+    pub fn into_entries(self) -> Vec<(String, Value)> {
+        self.entries
+    }
+
     pub fn iter_mut(&mut self) -> impl ExactSizeIterator<Item = (&str, &mut Value)> {
         self.entries.iter_mut().map(|(k, v)| (k.as_str(), v))
     }

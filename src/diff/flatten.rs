@@ -86,18 +86,18 @@ pub(crate) fn flatten_node(node: &CNode, path: &mut Vec<Segment>, out: &mut Vec<
             out.push(Leaf {
                 path: Path(path.clone()),
                 value,
-                secret: node.hmac.clone(),
+                secret: node.hmac.as_deref().map(str::to_owned),
             });
         }
         CKind::Object(_) if node.is_empty_container() => out.push(Leaf {
             path: Path(path.clone()),
             value: LeafValue::Json("{}".into()),
-            secret: node.hmac.clone(),
+            secret: node.hmac.as_deref().map(str::to_owned),
         }),
         _ if node.is_empty_container() => out.push(Leaf {
             path: Path(path.clone()),
             value: LeafValue::Json("[]".into()),
-            secret: node.hmac.clone(),
+            secret: node.hmac.as_deref().map(str::to_owned),
         }),
         _ => flatten_children(node, path, out),
     }
@@ -108,7 +108,7 @@ pub(crate) fn flatten_children(node: &CNode, path: &mut Vec<Segment>, out: &mut 
         CKind::Scalar(_) => {}
         CKind::Object(entries) => {
             for (k, child) in entries {
-                path.push(Segment::Key(k.clone()));
+                path.push(Segment::Key(k.to_string()));
                 flatten_node(child, path, out);
                 path.pop();
             }
@@ -118,13 +118,12 @@ pub(crate) fn flatten_children(node: &CNode, path: &mut Vec<Segment>, out: &mut 
             items, index: None, ..
         } => flatten_positional(items, path, out),
         CKind::Keyed {
-            field,
             items,
             index: Some(index),
         } => {
             for (member, i) in &index.by_member {
                 if let Some(Some(item)) = items.get(*i) {
-                    path.push(keyed(field, member));
+                    path.push(keyed(&index.field, member));
                     flatten_node(item, path, out);
                     path.pop();
                 }
@@ -245,23 +244,21 @@ fn joint(
                         (&a[i - 1].0, Some(&a[i - 1].1), Some(&b[j - 1].1))
                     }
                 };
-                path.push(Segment::Key(key.clone()));
+                path.push(Segment::Key(key.to_string()));
                 joint(rv, cv, path, out_r, out_c, false);
                 path.pop();
             }
         }
         (
             CKind::Keyed {
-                field: fa,
                 items: xa,
                 index: Some(ia),
             },
             CKind::Keyed {
-                field: fb,
                 items: xb,
                 index: Some(ib),
             },
-        ) if descend && fa == fb => {
+        ) if descend && ia.field == ib.field => {
             let (a, b) = (&ia.by_member, &ib.by_member);
             let (mut i, mut j) = (0, 0);
             while i < a.len() || j < b.len() {
@@ -287,7 +284,7 @@ fn joint(
                 };
                 let rv = ri.and_then(|k| xa.get(k)?.as_ref());
                 let cv = ci.and_then(|k| xb.get(k)?.as_ref());
-                path.push(keyed(fa, member));
+                path.push(keyed(&ia.field, member));
                 joint(rv, cv, path, out_r, out_c, false);
                 path.pop();
             }

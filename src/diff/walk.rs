@@ -96,8 +96,8 @@ impl<'a> Walk<'a, '_> {
                     |x, y| x.0.as_bytes().cmp(y.0.as_bytes()),
                     |x, y| {
                         let (key, rv, cv) = match (x, y) {
-                            (Some(x), y) => (x.0.as_str(), Some(&x.1), y.map(|y| &y.1)),
-                            (None, Some(y)) => (y.0.as_str(), None, Some(&y.1)),
+                            (Some(x), y) => (&*x.0, Some(&x.1), y.map(|y| &y.1)),
+                            (None, Some(y)) => (&*y.0, None, Some(&y.1)),
                             (None, None) => return,
                         };
                         self.path.push(Step::Key(key));
@@ -108,16 +108,14 @@ impl<'a> Walk<'a, '_> {
             }
             (
                 CKind::Keyed {
-                    field: fa,
                     items: xa,
                     index: Some(ia),
                 },
                 CKind::Keyed {
-                    field: fb,
                     items: xb,
                     index: Some(ib),
                 },
-            ) if descend && fa == fb => {
+            ) if descend && ia.field == ib.field => {
                 merge(
                     &ia.by_member,
                     &ib.by_member,
@@ -130,7 +128,7 @@ impl<'a> Walk<'a, '_> {
                         };
                         let rv = x.and_then(|&(_, k)| xa.get(k)?.as_ref());
                         let cv = y.and_then(|&(_, k)| xb.get(k)?.as_ref());
-                        self.path.push(Step::Keyed(fa, member));
+                        self.path.push(Step::Keyed(&ia.field, member));
                         self.pair(rv, cv, false);
                         self.path.pop();
                     },
