@@ -100,6 +100,11 @@ impl Map {
         self.entries.iter().map(|(k, v)| (k.as_str(), v))
     }
 
+    /// Entries in key-byte order, borrowed.
+    pub(crate) fn entries(&self) -> &[(String, Value)] {
+        &self.entries
+    }
+
     /// Entries in key-byte order, by value: consuming a map moves its keys.
     pub fn into_entries(self) -> Vec<(String, Value)> {
         self.entries
@@ -184,23 +189,14 @@ impl Value {
             Value::Number(n) => {
                 scratch.clear();
                 n.write_canonical(scratch);
-                let text = scratch.as_str();
-                let integer = if n.is_integer() {
-                    text.parse::<i64>()
-                        .ok()
-                        .map(serde_json::Value::from)
-                        .or_else(|| text.parse::<u64>().ok().map(serde_json::Value::from))
-                } else {
-                    None
-                };
-                integer.unwrap_or_else(|| {
-                    serde_json::Number::from_f64(text.parse().unwrap_or(f64::NAN))
-                        .map_or(serde_json::Value::Null, serde_json::Value::Number)
-                })
+                serde_number(n, scratch).map_or(serde_json::Value::Null, serde_json::Value::Number)
             }
             Value::String(s) => serde_json::Value::String(s.clone()),
             Value::Array(items) => serde_json::Value::Array(
-                items.iter().map(|v| v.to_serde_json_with(scratch)).collect(),
+                items
+                    .iter()
+                    .map(|v| v.to_serde_json_with(scratch))
+                    .collect(),
             ),
             Value::Object(map) => serde_json::Value::Object(
                 map.iter()
@@ -209,6 +205,20 @@ impl Value {
             ),
         }
     }
+}
+
+/// The `serde_json` number validation sees for `n`, whose canonical text is `text`:
+/// exact when an integer fits 64 bits, else the nearest f64 (`None` if not finite).
+pub(crate) fn serde_number(n: &Decimal, text: &str) -> Option<serde_json::Number> {
+    if n.is_integer() {
+        if let Ok(i) = text.parse::<i64>() {
+            return Some(i.into());
+        }
+        if let Ok(u) = text.parse::<u64>() {
+            return Some(u.into());
+        }
+    }
+    serde_json::Number::from_f64(text.parse().unwrap_or(f64::NAN))
 }
 
 /// A JSON string literal escaping only `"`, `\` and control characters (§6.3, §6.6).

@@ -58,12 +58,7 @@ pub struct DiffOutcome {
 /// matched by key only where both sides can be (else by position, §6.2).
 pub fn diff(running: &Canonical, committed: &Canonical, opts: &DiffOptions) -> DiffOutcome {
     let mut drifts = Vec::new();
-    walk::diff_trees(
-        &running.tree,
-        &committed.tree,
-        &opts.tolerance,
-        &mut drifts,
-    );
+    walk::diff_trees(&running.tree, &committed.tree, &opts.tolerance, &mut drifts);
     let mut schema_errors = running.schema_errors().to_vec();
     schema_errors.extend_from_slice(committed.schema_errors());
     DiffOutcome {
@@ -140,7 +135,13 @@ mod tests {
                             let (jr, jc) = flatten::flatten_pair(&rc.tree, &cc.tree);
                             let mut expected = Vec::new();
                             walk::merge_leaves(&jr, &jc, &tolerance, &mut expected);
-                            let got = diff(&rc, &cc, &DiffOptions { tolerance: tolerance.clone() });
+                            let got = diff(
+                                &rc,
+                                &cc,
+                                &DiffOptions {
+                                    tolerance: tolerance.clone(),
+                                },
+                            );
                             assert_eq!(got.drifts, expected, "{r} vs {c}");
                         }
                     }

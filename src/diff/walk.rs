@@ -150,11 +150,20 @@ impl<'a> Walk<'a, '_> {
             }
             (CKind::Set(a), CKind::Set(b)) if descend => {
                 // A member's value is its path: held on both sides, it never drifts.
-                merge(a, b, |x, y| x.member.cmp(&y.member), |x, y| match (x, y) {
-                    (Some(x), None) => self.member_drift(&x.member, DriftKind::MissingInCommitted),
-                    (None, Some(y)) => self.member_drift(&y.member, DriftKind::MissingInRunning),
-                    _ => {}
-                });
+                merge(
+                    a,
+                    b,
+                    |x, y| x.member.cmp(&y.member),
+                    |x, y| match (x, y) {
+                        (Some(x), None) => {
+                            self.member_drift(&x.member, DriftKind::MissingInCommitted)
+                        }
+                        (None, Some(y)) => {
+                            self.member_drift(&y.member, DriftKind::MissingInRunning)
+                        }
+                        _ => {}
+                    },
+                );
             }
             _ if !root && is_leaf(r) && is_leaf(c) => {
                 if leaves_differ(r, c, self.tolerance) {
