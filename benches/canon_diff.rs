@@ -192,12 +192,6 @@ fn breakdown(
             std::hint::black_box(canonicalise(d.clone(), Some(schema), Side::Running, opts));
         }
     });
-    let to_serde = time(&|| {
-        for d in &docs {
-            std::hint::black_box(d.to_serde_json());
-        }
-    });
-    println!("TMP to_serde_json {:.1} µs", to_serde / n * 1e6);
     let running: Vec<_> = docs
         .iter()
         .map(|d| canonicalise(d.clone(), Some(schema), Side::Running, opts))

@@ -10,7 +10,7 @@
 use crate::canon::schema::{ANY, ANY_NODE, Node, NodeId, Schema};
 use crate::canon::secret::SecretKey;
 use crate::canon::value::{Map, Value, write_json_string};
-use crate::diff::flatten::{count_leaves, flatten_node};
+use crate::diff::flatten::{PathsOnly, count_leaves, flatten_node};
 use crate::diff::path::{FieldPattern, Member, Path, Segment, redaction_token};
 use crate::report::{SchemaError, Side};
 
@@ -119,6 +119,23 @@ impl CNode {
             CKind::Array(items) | CKind::Keyed { items, .. } => items.iter().all(Option::is_none),
             CKind::Set(members) => members.is_empty(),
         }
+    }
+
+    /// Whether this node or anything below it is secret.
+    fn holds_secret(&self) -> bool {
+        self.hmac.is_some()
+            || match &self.kind {
+                CKind::Scalar(_) => false,
+                CKind::Object(entries) => entries.iter().any(|(_, c)| c.holds_secret()),
+                CKind::Array(items) | CKind::Keyed { items, .. } => {
+                    items.iter().flatten().any(CNode::holds_secret)
+                }
+                // A member holding a secret shows differently from its real JSON.
+                CKind::Set(members) => members.iter().any(|m| match &m.member {
+                    Member::Redacted(_) => true,
+                    Member::Json(shown) => *shown != m.json,
+                }),
+            }
     }
 
     /// Canonical JSON; with `redact`, secrets are written as their token string.
@@ -292,9 +309,11 @@ impl<'s> Builder<'s, '_> {
         let was = std::mem::replace(&mut self.in_ignored, true);
         let removed = self.build(value, node_id, in_secret, hops);
         self.in_ignored = was;
-        let mut leaves = Vec::new();
-        flatten_node(&removed, &mut self.path.0, &mut leaves);
-        self.ignored.extend(leaves.into_iter().map(|l| l.path));
+        flatten_node(
+            &removed,
+            &mut self.path.0,
+            &mut PathsOnly(&mut self.ignored),
+        );
     }
 
     fn build_object(
@@ -525,6 +544,8 @@ impl<'s> Builder<'s, '_> {
             let json = built.to_json(false);
             let member = match &built.hmac {
                 Some(h) => Member::Redacted(h.to_string()),
+                // Redaction changes only what lies inside a secret.
+                None if !built.holds_secret() => Member::Json(json.clone()),
                 None => Member::Json(built.to_json(true)),
             };
             self.path.0.push(Segment::Member(member));
@@ -555,5 +576,41 @@ impl<'s> Builder<'s, '_> {
             }
         }
         CKind::Set(members)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::canon::parse::parse_json_value;
+    use crate::diff::{DiffOptions, diff};
+
+    fn j(text: &str) -> Value {
+        parse_json_value(text.as_bytes()).expect("test JSON parses")
+    }
+
+    /// A set member's shown form reuses its real JSON only when nothing inside it
+    /// is secret; a secret nested in a member must still be redacted.
+    #[test]
+    fn set_members_holding_a_nested_secret_show_only_its_token() {
+        let schema = Schema::compile(&j(r#"{"properties": {"s": {"uniqueItems": true,
+            "items": {"properties": {"k": {"x-drift-secret": true}}}}}}"#))
+        .expect("compiles");
+        let key = SecretKey::from_bytes([5; 32]);
+        let opts = CanonOptions {
+            ignore_fields: &[],
+            secret_key: &key,
+        };
+        let doc = r#"{"s": [{"k": "hunter2", "a": 1}, "plain"]}"#;
+        let running = canonicalise(j(doc), Some(&schema), Side::Running, &opts);
+        let committed = canonicalise(j("{}"), Some(&schema), Side::Committed, &opts);
+        let json = running.redacted_canonical_json();
+        assert!(!json.contains("hunter2"), "{json}");
+        assert!(json.contains(r#""plain""#), "{json}");
+        let outcome = diff(&running, &committed, &DiffOptions::default());
+        let shown = format!("{:?}", outcome.drifts);
+        assert_eq!(outcome.drifts.len(), 2, "{shown}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("<redacted:hmac-sha256:"), "{shown}");
     }
 }

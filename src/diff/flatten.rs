@@ -75,35 +75,57 @@ pub(crate) fn count_leaves(root: &CNode) -> usize {
     children(root)
 }
 
-/// Leaves of `node`, which sits at `path` (itself a leaf when empty or scalar).
-pub(crate) fn flatten_node(node: &CNode, path: &mut Vec<Segment>, out: &mut Vec<Leaf>) {
-    match &node.kind {
-        CKind::Scalar(v) => {
-            let value = match v {
-                crate::canon::value::Value::Number(n) => LeafValue::Number(n.clone()),
-                other => LeafValue::Json(other.to_canonical_json()),
-            };
-            out.push(Leaf {
-                path: Path(path.clone()),
-                value,
-                secret: node.hmac.as_deref().map(str::to_owned),
-            });
-        }
-        CKind::Object(_) if node.is_empty_container() => out.push(Leaf {
-            path: Path(path.clone()),
-            value: LeafValue::Json("{}".into()),
+/// What flattening hands each leaf to: a full [`Leaf`], or only its path.
+pub(crate) trait LeafSink {
+    /// A scalar or empty container at `path`.
+    fn node(&mut self, path: &[Segment], node: &CNode);
+    /// A set member, whose path ends in its own segment.
+    fn member(&mut self, path: &[Segment], member: &Member);
+}
+
+impl LeafSink for Vec<Leaf> {
+    fn node(&mut self, path: &[Segment], node: &CNode) {
+        let value = match &node.kind {
+            CKind::Scalar(crate::canon::value::Value::Number(n)) => LeafValue::Number(n.clone()),
+            CKind::Scalar(other) => LeafValue::Json(other.to_canonical_json()),
+            CKind::Object(_) => LeafValue::Json("{}".into()),
+            _ => LeafValue::Json("[]".into()),
+        };
+        self.push(Leaf {
+            path: Path(path.to_vec()),
+            value,
             secret: node.hmac.as_deref().map(str::to_owned),
-        }),
-        _ if node.is_empty_container() => out.push(Leaf {
-            path: Path(path.clone()),
-            value: LeafValue::Json("[]".into()),
-            secret: node.hmac.as_deref().map(str::to_owned),
-        }),
-        _ => flatten_children(node, path, out),
+        });
+    }
+
+    fn member(&mut self, path: &[Segment], member: &Member) {
+        self.push(member_leaf(member, path));
     }
 }
 
-pub(crate) fn flatten_children(node: &CNode, path: &mut Vec<Segment>, out: &mut Vec<Leaf>) {
+/// Leaf paths only: what an ignored subtree leaves behind, to be counted.
+pub(crate) struct PathsOnly<'a>(pub &'a mut Vec<Path>);
+
+impl LeafSink for PathsOnly<'_> {
+    fn node(&mut self, path: &[Segment], _: &CNode) {
+        self.0.push(Path(path.to_vec()));
+    }
+
+    fn member(&mut self, path: &[Segment], _: &Member) {
+        self.0.push(Path(path.to_vec()));
+    }
+}
+
+/// Leaves of `node`, which sits at `path` (itself a leaf when empty or scalar).
+pub(crate) fn flatten_node(node: &CNode, path: &mut Vec<Segment>, out: &mut impl LeafSink) {
+    if matches!(node.kind, CKind::Scalar(_)) || node.is_empty_container() {
+        out.node(path, node);
+    } else {
+        flatten_children(node, path, out);
+    }
+}
+
+pub(crate) fn flatten_children(node: &CNode, path: &mut Vec<Segment>, out: &mut impl LeafSink) {
     match &node.kind {
         CKind::Scalar(_) => {}
         CKind::Object(entries) => {
@@ -132,14 +154,14 @@ pub(crate) fn flatten_children(node: &CNode, path: &mut Vec<Segment>, out: &mut 
         CKind::Set(members) => {
             for m in members {
                 path.push(Segment::Member(m.member.clone()));
-                out.push(member_leaf(&m.member, path));
+                out.member(path, &m.member);
                 path.pop();
             }
         }
     }
 }
 
-fn flatten_positional(items: &[Option<CNode>], path: &mut Vec<Segment>, out: &mut Vec<Leaf>) {
+fn flatten_positional(items: &[Option<CNode>], path: &mut Vec<Segment>, out: &mut impl LeafSink) {
     for (i, item) in items.iter().enumerate() {
         if let Some(item) = item {
             path.push(Segment::Index(i as u64));
