@@ -1,10 +1,11 @@
 //! Canonicalisation of one parsed document through its schema (§6.2) into the form
 //! `diff` compares: defaults filled, ignored subtrees removed (and their leaves
-//! counted), keyed arrays indexed by key, sets deduplicated, secrets HMAC'd, and
-//! the leaves flattened once, sorted by path.
+//! counted), keyed arrays indexed by key, sets deduplicated, secrets HMAC'd.
 //!
 //! A `Canonical` is built once per document and may be diffed many times (the
-//! committed side is cached per blob). Pure: no I/O, no clock; secret values stay
+//! committed side is cached per blob, so its size is held for the whole fleet):
+//! it keeps the tree only, with keys moved out of the document, never a
+//! flattened copy with a path per leaf. Pure: no I/O, no clock; secret values stay
 //! inside this tree and only their HMAC ever reaches a path or an output string.
 
 use crate::canon::schema::{ANY, ANY_NODE, Node, NodeId, Schema};

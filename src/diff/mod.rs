@@ -1,5 +1,6 @@
-//! The pure core's second half: flatten both canonical trees to leaves keyed by
-//! path and compare them (§6.3–6.5). No I/O, no clock.
+//! The pure core's second half: compare two canonical trees leaf by leaf, each
+//! leaf keyed by its path (§6.3–6.5), walking both together so that only drifts
+//! ever get a path of their own. No I/O, no clock.
 //!
 //! The drift list is exactly the leaf paths whose values differ — present on one
 //! side only, of another type, or of another value (numbers beyond the tolerance,
