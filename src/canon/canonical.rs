@@ -1,16 +1,17 @@
 //! Canonicalisation of one parsed document through its schema (§6.2) into the form
 //! `diff` compares: defaults filled, ignored subtrees removed (and their leaves
-//! counted), keyed arrays indexed by key, sets deduplicated, secrets HMAC'd, and
-//! the leaves flattened once, sorted by path.
+//! counted), keyed arrays indexed by key, sets deduplicated, secrets HMAC'd.
 //!
 //! A `Canonical` is built once per document and may be diffed many times (the
-//! committed side is cached per blob). Pure: no I/O, no clock; secret values stay
+//! committed side is cached per blob, so its size is held for the whole fleet):
+//! it keeps the tree only, with keys moved out of the document, never a
+//! flattened copy with a path per leaf. Pure: no I/O, no clock; secret values stay
 //! inside this tree and only their HMAC ever reaches a path or an output string.
 
 use crate::canon::schema::{ANY, ANY_NODE, Node, NodeId, Schema};
 use crate::canon::secret::SecretKey;
 use crate::canon::value::{Map, Value, write_json_string};
-use crate::diff::flatten::{Leaf, flatten_node, flatten_tree};
+use crate::diff::flatten::{PathsOnly, count_leaves, flatten_node};
 use crate::diff::path::{FieldPattern, Member, Path, Segment, redaction_token};
 use crate::report::{SchemaError, Side};
 
@@ -28,13 +29,9 @@ pub struct CanonOptions<'a> {
 /// One side, canonicalised.
 #[derive(Debug)]
 pub struct Canonical {
+    /// What `diff` walks; kept unflattened, since a flattened copy (a path per
+    /// leaf) would be most of a cached side's memory.
     pub(crate) tree: CNode,
-    /// Flattened with this side's own keyed-array decisions, sorted by path.
-    pub(crate) leaves: Vec<Leaf>,
-    /// Some `x-drift-key` array could not be matched by key (missing or repeated
-    /// key): the other side must then compare that array by position too.
-    pub(crate) has_unkeyable: bool,
-    pub(crate) schema_id: Option<[u8; 32]>,
     /// Leaf paths removed as ignored, sorted, without repeats.
     pub(crate) ignored: Vec<Path>,
     side: Side,
@@ -61,7 +58,7 @@ impl Canonical {
 
     /// How many leaves this side has (its own keyed-array decisions).
     pub fn leaf_count(&self) -> usize {
-        self.leaves.len()
+        count_leaves(&self.tree)
     }
 }
 
@@ -69,29 +66,31 @@ impl Canonical {
 /// HMAC of the node's canonical JSON. Its `Debug` shows secrets as tokens only.
 pub(crate) struct CNode {
     pub kind: CKind,
-    pub hmac: Option<String>,
+    pub hmac: Option<Box<str>>,
 }
 
 pub(crate) enum CKind {
     /// Null, boolean, number or string.
     Scalar(Value),
     /// Sorted by key bytes.
-    Object(Vec<(String, CNode)>),
+    Object(Vec<(Box<str>, CNode)>),
     /// Items in document order; `None` where an `ignore_fields` pattern removed one
     /// (the others keep their index).
     Array(Vec<Option<CNode>>),
     /// An `x-drift-key` array. `index` is `None` when this side's items cannot be
     /// matched by key; then it is compared by position.
     Keyed {
-        field: String,
         items: Vec<Option<CNode>>,
-        index: Option<KeyIndex>,
+        /// Boxed: most nodes are scalars, and every node is as big as the largest kind.
+        index: Option<Box<KeyIndex>>,
     },
     /// A `uniqueItems` array: members sorted by [`Member`] order, no repeats.
     Set(Vec<SetMember>),
 }
 
 pub(crate) struct KeyIndex {
+    /// The key property.
+    pub field: String,
     /// Each kept item's key, sorted by path order.
     pub by_member: Vec<(Member, usize)>,
     /// Kept items ordered by their key's real canonical JSON (for serialisation).
@@ -121,6 +120,23 @@ impl CNode {
             CKind::Array(items) | CKind::Keyed { items, .. } => items.iter().all(Option::is_none),
             CKind::Set(members) => members.is_empty(),
         }
+    }
+
+    /// Whether this node or anything below it is secret.
+    fn holds_secret(&self) -> bool {
+        self.hmac.is_some()
+            || match &self.kind {
+                CKind::Scalar(_) => false,
+                CKind::Object(entries) => entries.iter().any(|(_, c)| c.holds_secret()),
+                CKind::Array(items) | CKind::Keyed { items, .. } => {
+                    items.iter().flatten().any(CNode::holds_secret)
+                }
+                // A member holding a secret shows differently from its real JSON.
+                CKind::Set(members) => members.iter().any(|m| match &m.member {
+                    Member::Redacted(_) => true,
+                    Member::Json(shown) => *shown != m.json,
+                }),
+            }
     }
 
     /// Canonical JSON; with `redact`, secrets are written as their token string.
@@ -213,7 +229,6 @@ pub fn canonicalise(
         path: Path::root(),
         errors: Vec::new(),
         ignored: Vec::new(),
-        has_unkeyable: false,
         in_ignored: false,
         unique_errors: &unique_errors,
     };
@@ -224,12 +239,8 @@ pub fn canonicalise(
     let mut ignored = builder.ignored;
     ignored.sort_unstable();
     ignored.dedup();
-    let leaves = flatten_tree(&tree);
     Canonical {
         tree,
-        leaves,
-        has_unkeyable: builder.has_unkeyable,
-        schema_id: schema.map(Schema::id),
         ignored,
         side,
         schema_errors,
@@ -244,7 +255,6 @@ struct Builder<'s, 'o> {
     path: Path,
     errors: Vec<SchemaError>,
     ignored: Vec<Path>,
-    has_unkeyable: bool,
     /// Building a removed subtree only to count its leaves: no ignore checks, no
     /// schema errors.
     in_ignored: bool,
@@ -285,7 +295,12 @@ impl<'s> Builder<'s, '_> {
         };
         let mut built = CNode { kind, hmac: None };
         if in_secret {
-            built.hmac = Some(self.opts.secret_key.hmac_hex(&built.to_json(false)));
+            built.hmac = Some(
+                self.opts
+                    .secret_key
+                    .hmac_hex(&built.to_json(false))
+                    .into_boxed_str(),
+            );
         }
         built
     }
@@ -295,23 +310,28 @@ impl<'s> Builder<'s, '_> {
         let was = std::mem::replace(&mut self.in_ignored, true);
         let removed = self.build(value, node_id, in_secret, hops);
         self.in_ignored = was;
-        let mut leaves = Vec::new();
-        flatten_node(&removed, &mut self.path.0, &mut leaves);
-        self.ignored.extend(leaves.into_iter().map(|l| l.path));
+        flatten_node(
+            &removed,
+            &mut self.path.0,
+            &mut PathsOnly(&mut self.ignored),
+        );
     }
 
     fn build_object(
         &mut self,
-        mut map: Map,
+        map: Map,
         node: &'s Node,
         in_secret: bool,
         hops: u32,
-    ) -> Vec<(String, CNode)> {
+    ) -> Vec<(Box<str>, CNode)> {
         let inner_hops = if hops > 0 { hops + 1 } else { 0 };
-        let mut entries: Vec<(String, Value, u32)> = Vec::with_capacity(map.len());
-        for (k, v) in map.iter_mut() {
-            entries.push((k.to_owned(), std::mem::replace(v, Value::Null), inner_hops));
-        }
+        let mut entries: Vec<(String, Value, u32)> = map
+            .into_entries()
+            .into_iter()
+            .map(|(k, v)| (k, v, inner_hops))
+            .collect();
+        // The document's own keys, sorted: what a default must not override.
+        let present = entries.len();
         let fill_hops = hops + 1;
         if fill_hops <= MAX_DEFAULT_HOPS {
             let mut filled = false;
@@ -320,14 +340,19 @@ impl<'s> Builder<'s, '_> {
                 let Some(default) = &child.default else {
                     continue;
                 };
-                if map.contains_key(k) || child.ignore {
+                let in_doc = entries[..present]
+                    .binary_search_by(|e| e.0.as_bytes().cmp(k.as_bytes()))
+                    .is_ok();
+                if in_doc || child.ignore {
                     continue;
                 }
-                self.path.0.push(Segment::Key(k.clone()));
-                let covered = !self.in_ignored && self.pattern_covers_here();
-                self.path.0.pop();
-                if covered {
-                    continue;
+                if !self.in_ignored && !self.opts.ignore_fields.is_empty() {
+                    self.path.0.push(Segment::Key(k.clone()));
+                    let covered = self.pattern_covers_here();
+                    self.path.0.pop();
+                    if covered {
+                        continue;
+                    }
                 }
                 entries.push((k.clone(), default.clone(), fill_hops));
                 filled = true;
@@ -349,7 +374,7 @@ impl<'s> Builder<'s, '_> {
             }
             let built = self.build(v, child_id, child_secret, child_hops);
             if let Some(Segment::Key(k)) = self.path.0.pop() {
-                out.push((k, built));
+                out.push((k.into_boxed_str(), built));
             }
         }
         out
@@ -453,9 +478,7 @@ impl<'s> Builder<'s, '_> {
             }
         }
         if let Some(problem) = problem {
-            if !self.in_ignored {
-                self.has_unkeyable = true;
-            }
+            // No index: `diff` then compares this array by position on both sides.
             self.error(format!(
                 "{problem}, so `x-drift-key` cannot match this array's items and both sides compare it by position"
             ));
@@ -467,7 +490,6 @@ impl<'s> Builder<'s, '_> {
                 })
                 .collect();
             return CKind::Keyed {
-                field: field.to_owned(),
                 items: built,
                 index: None,
             };
@@ -495,9 +517,12 @@ impl<'s> Builder<'s, '_> {
         let mut by_json: Vec<usize> = by_member.iter().map(|&(_, i)| i).collect();
         by_json.sort_unstable_by(|&a, &b| keys[a].as_bytes().cmp(keys[b].as_bytes()));
         CKind::Keyed {
-            field: field.to_owned(),
             items: built,
-            index: Some(KeyIndex { by_member, by_json }),
+            index: Some(Box::new(KeyIndex {
+                field: field.to_owned(),
+                by_member,
+                by_json,
+            })),
         }
     }
 
@@ -519,7 +544,9 @@ impl<'s> Builder<'s, '_> {
             };
             let json = built.to_json(false);
             let member = match &built.hmac {
-                Some(h) => Member::Redacted(h.clone()),
+                Some(h) => Member::Redacted(h.to_string()),
+                // Redaction changes only what lies inside a secret.
+                None if !built.holds_secret() => Member::Json(json.clone()),
                 None => Member::Json(built.to_json(true)),
             };
             self.path.0.push(Segment::Member(member));
@@ -550,5 +577,41 @@ impl<'s> Builder<'s, '_> {
             }
         }
         CKind::Set(members)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::canon::parse::parse_json_value;
+    use crate::diff::{DiffOptions, diff};
+
+    fn j(text: &str) -> Value {
+        parse_json_value(text.as_bytes()).expect("test JSON parses")
+    }
+
+    /// A set member's shown form reuses its real JSON only when nothing inside it
+    /// is secret; a secret nested in a member must still be redacted.
+    #[test]
+    fn set_members_holding_a_nested_secret_show_only_its_token() {
+        let schema = Schema::compile(&j(r#"{"properties": {"s": {"uniqueItems": true,
+            "items": {"properties": {"k": {"x-drift-secret": true}}}}}}"#))
+        .expect("compiles");
+        let key = SecretKey::from_bytes([5; 32]);
+        let opts = CanonOptions {
+            ignore_fields: &[],
+            secret_key: &key,
+        };
+        let doc = r#"{"s": [{"k": "hunter2", "a": 1}, "plain"]}"#;
+        let running = canonicalise(j(doc), Some(&schema), Side::Running, &opts);
+        let committed = canonicalise(j("{}"), Some(&schema), Side::Committed, &opts);
+        let json = running.redacted_canonical_json();
+        assert!(!json.contains("hunter2"), "{json}");
+        assert!(json.contains(r#""plain""#), "{json}");
+        let outcome = diff(&running, &committed, &DiffOptions::default());
+        let shown = format!("{:?}", outcome.drifts);
+        assert_eq!(outcome.drifts.len(), 2, "{shown}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("<redacted:hmac-sha256:"), "{shown}");
     }
 }

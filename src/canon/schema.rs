@@ -8,6 +8,8 @@
 //! schemas), so walkers bound their own depth. Pure: no I/O (remote `$ref`s are
 //! refused, never fetched), no clock.
 
+mod instance;
+
 use std::collections::{BTreeMap, HashMap};
 
 use jsonschema::ValidationError;
@@ -104,9 +106,11 @@ pub enum SchemaCompileError {
 /// A compiled schema: build it once per schema blob and share it (it is `Send +
 /// Sync`) across every document canonicalised against it.
 pub struct Schema {
-    validator: jsonschema::Validator,
+    /// Reads documents in place: see [`instance`].
+    validator: jsonschema::Validator<instance::Doc>,
     nodes: Vec<Node>,
     root: NodeId,
+    /// SHA-256 of the schema's canonical JSON: tells schemas apart in `Debug` output.
     id: [u8; 32],
 }
 
@@ -129,16 +133,19 @@ impl Schema {
     /// remote references refused) and for canonicalisation.
     pub fn compile(doc: &Value) -> Result<Schema, SchemaCompileError> {
         let json = doc.to_serde_json();
-        let validator = jsonschema::options().offline().build(&json).map_err(|e| {
-            // A build error's instance path is the spot in the schema at fault.
-            let at = e.instance_path().as_str();
-            let reason = one_line(&e.to_string());
-            SchemaCompileError::Invalid(if at.is_empty() {
-                reason
-            } else {
-                format!("{reason} (at `{at}`)")
-            })
-        })?;
+        let validator = jsonschema::options_for::<instance::Doc>()
+            .offline()
+            .build(&json)
+            .map_err(|e| {
+                // A build error's instance path is the spot in the schema at fault.
+                let at = e.instance_path().as_str();
+                let reason = one_line(&e.to_string());
+                SchemaCompileError::Invalid(if at.is_empty() {
+                    reason
+                } else {
+                    format!("{reason} (at `{at}`)")
+                })
+            })?;
         let mut compiler = Compiler::new(doc);
         let root = compiler.compile_root()?;
         let id = Sha256::digest(doc.to_canonical_json().as_bytes()).into();
@@ -158,22 +165,20 @@ impl Schema {
         self.nodes.get(id).unwrap_or(&ANY_NODE)
     }
 
-    /// SHA-256 of the schema's canonical JSON: two canonical documents made with the
-    /// same schema structure their arrays the same way.
-    pub(crate) fn id(&self) -> [u8; 32] {
-        self.id
-    }
-
     /// Validates `doc` (as given, before defaults) with the full schema. Messages
     /// about a secret, or about a value that contains one, never quote the value.
     /// Also returns the paths of `uniqueItems` failures, which canonicalisation
     /// need not report a second time.
     pub(crate) fn validate(&self, doc: &Value, side: Side) -> (Vec<SchemaError>, Vec<String>) {
-        let json = doc.to_serde_json();
+        // Most documents are valid, and `is_valid` short-circuits without building
+        // error values.
+        if self.validator.is_valid(doc) {
+            return (Vec::new(), Vec::new());
+        }
         let mut out = Vec::new();
         let mut unique = Vec::new();
         let mut secrets: Option<Vec<Vec<Segment>>> = None;
-        for error in self.validator.iter_errors(&json) {
+        for error in self.validator.iter_errors(doc) {
             let location = instance_segments(doc, &error);
             let secrets = secrets.get_or_insert_with(|| self.secret_locations(doc));
             // Keys and indexes are structure, never values: the path may name them.

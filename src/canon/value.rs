@@ -100,6 +100,16 @@ impl Map {
         self.entries.iter().map(|(k, v)| (k.as_str(), v))
     }
 
+    /// Entries in key-byte order, borrowed.
+    pub(crate) fn entries(&self) -> &[(String, Value)] {
+        &self.entries
+    }
+
+    /// Entries in key-byte order, by value: consuming a map moves its keys.
+    pub fn into_entries(self) -> Vec<(String, Value)> {
+        self.entries
+    }
+
     pub fn iter_mut(&mut self) -> impl ExactSizeIterator<Item = (&str, &mut Value)> {
         self.entries.iter_mut().map(|(k, v)| (k.as_str(), v))
     }
@@ -167,30 +177,48 @@ impl Value {
     /// For the `jsonschema` validator, which works on `serde_json`. Integers that fit
     /// 64 bits stay exact; other numbers become their nearest f64.
     pub fn to_serde_json(&self) -> serde_json::Value {
+        // One text buffer for every number: converting is on every validation's
+        // path, and a fresh string per number was most of its cost.
+        self.to_serde_json_with(&mut String::new())
+    }
+
+    fn to_serde_json_with(&self, scratch: &mut String) -> serde_json::Value {
         match self {
             Value::Null => serde_json::Value::Null,
             Value::Bool(b) => serde_json::Value::Bool(*b),
             Value::Number(n) => {
-                if let Some(i) = n.to_i64() {
-                    i.into()
-                } else if let Some(u) = n.to_u64() {
-                    u.into()
-                } else {
-                    serde_json::Number::from_f64(n.to_f64())
-                        .map_or(serde_json::Value::Null, serde_json::Value::Number)
-                }
+                scratch.clear();
+                n.write_canonical(scratch);
+                serde_number(n, scratch).map_or(serde_json::Value::Null, serde_json::Value::Number)
             }
             Value::String(s) => serde_json::Value::String(s.clone()),
-            Value::Array(items) => {
-                serde_json::Value::Array(items.iter().map(Value::to_serde_json).collect())
-            }
+            Value::Array(items) => serde_json::Value::Array(
+                items
+                    .iter()
+                    .map(|v| v.to_serde_json_with(scratch))
+                    .collect(),
+            ),
             Value::Object(map) => serde_json::Value::Object(
                 map.iter()
-                    .map(|(k, v)| (k.to_owned(), v.to_serde_json()))
+                    .map(|(k, v)| (k.to_owned(), v.to_serde_json_with(scratch)))
                     .collect(),
             ),
         }
     }
+}
+
+/// The `serde_json` number validation sees for `n`, whose canonical text is `text`:
+/// exact when an integer fits 64 bits, else the nearest f64 (`None` if not finite).
+pub(crate) fn serde_number(n: &Decimal, text: &str) -> Option<serde_json::Number> {
+    if n.is_integer() {
+        if let Ok(i) = text.parse::<i64>() {
+            return Some(i.into());
+        }
+        if let Ok(u) = text.parse::<u64>() {
+            return Some(u.into());
+        }
+    }
+    serde_json::Number::from_f64(text.parse().unwrap_or(f64::NAN))
 }
 
 /// A JSON string literal escaping only `"`, `\` and control characters (§6.3, §6.6).

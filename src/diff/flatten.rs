@@ -2,7 +2,8 @@
 //! objects, empty arrays and set members; the root itself is never a leaf.
 //!
 //! Output is in path order (§6.5) by construction: children are visited in
-//! segment order. Pure: no I/O. Leaves keep real values (for comparison); a
+//! segment order. Pure: no I/O. `diff` walks trees directly and flattens only
+//! where it reports: subtrees present on one side, or shaped differently. Leaves keep real values (for comparison); a
 //! secret leaf also carries its HMAC, which is all that may be shown.
 
 use crate::canon::canonical::{CKind, CNode};
@@ -41,48 +42,95 @@ impl std::fmt::Debug for Leaf {
     }
 }
 
-/// Leaves of a whole document, sorted by path.
-pub(crate) fn flatten_tree(root: &CNode) -> Vec<Leaf> {
-    let mut out = Vec::new();
-    flatten_children(root, &mut Vec::new(), &mut out);
-    ensure_sorted(&mut out);
-    out
+/// How many leaves a whole document has, without building them.
+pub(crate) fn count_leaves(root: &CNode) -> usize {
+    fn below(node: &CNode) -> usize {
+        if matches!(node.kind, CKind::Scalar(_)) || node.is_empty_container() {
+            1
+        } else {
+            children(node)
+        }
+    }
+    fn children(node: &CNode) -> usize {
+        match &node.kind {
+            CKind::Scalar(_) => 0,
+            CKind::Object(entries) => entries.iter().map(|(_, c)| below(c)).sum(),
+            CKind::Array(items)
+            | CKind::Keyed {
+                items, index: None, ..
+            } => items.iter().flatten().map(below).sum(),
+            CKind::Keyed {
+                items,
+                index: Some(index),
+                ..
+            } => index
+                .by_member
+                .iter()
+                .filter_map(|&(_, i)| items.get(i)?.as_ref())
+                .map(below)
+                .sum(),
+            CKind::Set(members) => members.len(),
+        }
+    }
+    children(root)
 }
 
-/// Leaves of `node`, which sits at `path` (itself a leaf when empty or scalar).
-pub(crate) fn flatten_node(node: &CNode, path: &mut Vec<Segment>, out: &mut Vec<Leaf>) {
-    match &node.kind {
-        CKind::Scalar(v) => {
-            let value = match v {
-                crate::canon::value::Value::Number(n) => LeafValue::Number(n.clone()),
-                other => LeafValue::Json(other.to_canonical_json()),
-            };
-            out.push(Leaf {
-                path: Path(path.clone()),
-                value,
-                secret: node.hmac.clone(),
-            });
-        }
-        CKind::Object(_) if node.is_empty_container() => out.push(Leaf {
-            path: Path(path.clone()),
-            value: LeafValue::Json("{}".into()),
-            secret: node.hmac.clone(),
-        }),
-        _ if node.is_empty_container() => out.push(Leaf {
-            path: Path(path.clone()),
-            value: LeafValue::Json("[]".into()),
-            secret: node.hmac.clone(),
-        }),
-        _ => flatten_children(node, path, out),
+/// What flattening hands each leaf to: a full [`Leaf`], or only its path.
+pub(crate) trait LeafSink {
+    /// A scalar or empty container at `path`.
+    fn node(&mut self, path: &[Segment], node: &CNode);
+    /// A set member, whose path ends in its own segment.
+    fn member(&mut self, path: &[Segment], member: &Member);
+}
+
+impl LeafSink for Vec<Leaf> {
+    fn node(&mut self, path: &[Segment], node: &CNode) {
+        let value = match &node.kind {
+            CKind::Scalar(crate::canon::value::Value::Number(n)) => LeafValue::Number(n.clone()),
+            CKind::Scalar(other) => LeafValue::Json(other.to_canonical_json()),
+            CKind::Object(_) => LeafValue::Json("{}".into()),
+            _ => LeafValue::Json("[]".into()),
+        };
+        self.push(Leaf {
+            path: Path(path.to_vec()),
+            value,
+            secret: node.hmac.as_deref().map(str::to_owned),
+        });
+    }
+
+    fn member(&mut self, path: &[Segment], member: &Member) {
+        self.push(member_leaf(member, path));
     }
 }
 
-fn flatten_children(node: &CNode, path: &mut Vec<Segment>, out: &mut Vec<Leaf>) {
+/// Leaf paths only: what an ignored subtree leaves behind, to be counted.
+pub(crate) struct PathsOnly<'a>(pub &'a mut Vec<Path>);
+
+impl LeafSink for PathsOnly<'_> {
+    fn node(&mut self, path: &[Segment], _: &CNode) {
+        self.0.push(Path(path.to_vec()));
+    }
+
+    fn member(&mut self, path: &[Segment], _: &Member) {
+        self.0.push(Path(path.to_vec()));
+    }
+}
+
+/// Leaves of `node`, which sits at `path` (itself a leaf when empty or scalar).
+pub(crate) fn flatten_node(node: &CNode, path: &mut Vec<Segment>, out: &mut impl LeafSink) {
+    if matches!(node.kind, CKind::Scalar(_)) || node.is_empty_container() {
+        out.node(path, node);
+    } else {
+        flatten_children(node, path, out);
+    }
+}
+
+pub(crate) fn flatten_children(node: &CNode, path: &mut Vec<Segment>, out: &mut impl LeafSink) {
     match &node.kind {
         CKind::Scalar(_) => {}
         CKind::Object(entries) => {
             for (k, child) in entries {
-                path.push(Segment::Key(k.clone()));
+                path.push(Segment::Key(k.to_string()));
                 flatten_node(child, path, out);
                 path.pop();
             }
@@ -92,13 +140,12 @@ fn flatten_children(node: &CNode, path: &mut Vec<Segment>, out: &mut Vec<Leaf>) 
             items, index: None, ..
         } => flatten_positional(items, path, out),
         CKind::Keyed {
-            field,
             items,
             index: Some(index),
         } => {
             for (member, i) in &index.by_member {
                 if let Some(Some(item)) = items.get(*i) {
-                    path.push(keyed(field, member));
+                    path.push(keyed(&index.field, member));
                     flatten_node(item, path, out);
                     path.pop();
                 }
@@ -107,14 +154,14 @@ fn flatten_children(node: &CNode, path: &mut Vec<Segment>, out: &mut Vec<Leaf>) 
         CKind::Set(members) => {
             for m in members {
                 path.push(Segment::Member(m.member.clone()));
-                out.push(member_leaf(&m.member, path));
+                out.member(path, &m.member);
                 path.pop();
             }
         }
     }
 }
 
-fn flatten_positional(items: &[Option<CNode>], path: &mut Vec<Segment>, out: &mut Vec<Leaf>) {
+fn flatten_positional(items: &[Option<CNode>], path: &mut Vec<Segment>, out: &mut impl LeafSink) {
     for (i, item) in items.iter().enumerate() {
         if let Some(item) = item {
             path.push(Segment::Index(i as u64));
@@ -131,7 +178,7 @@ fn keyed(field: &str, member: &Member) -> Segment {
     }
 }
 
-fn member_leaf(member: &Member, path: &[Segment]) -> Leaf {
+pub(crate) fn member_leaf(member: &Member, path: &[Segment]) -> Leaf {
     let (value, secret) = match member {
         Member::Json(json) => (LeafValue::Member(json.clone()), None),
         Member::Redacted(hmac) => (LeafValue::Member(String::new()), Some(hmac.clone())),
@@ -145,7 +192,8 @@ fn member_leaf(member: &Member, path: &[Segment]) -> Leaf {
 
 /// Both sides' leaves with keyed-array decisions taken jointly: an `x-drift-key`
 /// array is matched by key only when both sides can be; otherwise both compare
-/// it by position (§6.2).
+/// it by position (§6.2). The reference `diff`'s tree walk is tested against.
+#[cfg(test)]
 pub(crate) fn flatten_pair(running: &CNode, committed: &CNode) -> (Vec<Leaf>, Vec<Leaf>) {
     let mut r = Vec::new();
     let mut c = Vec::new();
@@ -162,6 +210,7 @@ pub(crate) fn flatten_pair(running: &CNode, committed: &CNode) -> (Vec<Leaf>, Ve
     (r, c)
 }
 
+#[cfg(test)]
 fn items_of(node: &CNode) -> Option<&[Option<CNode>]> {
     match &node.kind {
         CKind::Array(items) | CKind::Keyed { items, .. } => Some(items),
@@ -169,6 +218,7 @@ fn items_of(node: &CNode) -> Option<&[Option<CNode>]> {
     }
 }
 
+#[cfg(test)]
 fn joint(
     r: Option<&CNode>,
     c: Option<&CNode>,
@@ -216,23 +266,21 @@ fn joint(
                         (&a[i - 1].0, Some(&a[i - 1].1), Some(&b[j - 1].1))
                     }
                 };
-                path.push(Segment::Key(key.clone()));
+                path.push(Segment::Key(key.to_string()));
                 joint(rv, cv, path, out_r, out_c, false);
                 path.pop();
             }
         }
         (
             CKind::Keyed {
-                field: fa,
                 items: xa,
                 index: Some(ia),
             },
             CKind::Keyed {
-                field: fb,
                 items: xb,
                 index: Some(ib),
             },
-        ) if descend && fa == fb => {
+        ) if descend && ia.field == ib.field => {
             let (a, b) = (&ia.by_member, &ib.by_member);
             let (mut i, mut j) = (0, 0);
             while i < a.len() || j < b.len() {
@@ -258,7 +306,7 @@ fn joint(
                 };
                 let rv = ri.and_then(|k| xa.get(k)?.as_ref());
                 let cv = ci.and_then(|k| xb.get(k)?.as_ref());
-                path.push(keyed(fa, member));
+                path.push(keyed(&ia.field, member));
                 joint(rv, cv, path, out_r, out_c, false);
                 path.pop();
             }
@@ -285,7 +333,8 @@ fn joint(
 }
 
 /// Construction yields path order; a check that costs one pass keeps a future
-/// change from silently breaking the merge-join in `diff`.
+/// change from silently breaking the merge-join.
+#[cfg(test)]
 fn ensure_sorted(leaves: &mut [Leaf]) {
     if !leaves.is_sorted_by(|a, b| a.path <= b.path) {
         debug_assert!(false, "leaves were built out of path order");

@@ -1,5 +1,6 @@
-//! The pure core's second half: flatten both canonical trees to leaves keyed by
-//! path and compare them (§6.3–6.5). No I/O, no clock.
+//! The pure core's second half: compare two canonical trees leaf by leaf, each
+//! leaf keyed by its path (§6.3–6.5), walking both together so that only drifts
+//! ever get a path of their own. No I/O, no clock.
 //!
 //! The drift list is exactly the leaf paths whose values differ — present on one
 //! side only, of another type, or of another value (numbers beyond the tolerance,
@@ -8,16 +9,15 @@
 
 pub mod flatten;
 pub mod path;
+mod walk;
 
 use std::cmp::Ordering;
 
 use crate::canon::canonical::Canonical;
 use crate::canon::number::Decimal;
-use crate::canon::value::write_json_string;
 use crate::report::{DriftKind, SchemaError};
 
-use flatten::{Leaf, LeafValue, flatten_pair};
-use path::{Path, redaction_token};
+use path::Path;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DiffOptions {
@@ -55,104 +55,17 @@ pub struct DiffOutcome {
     pub schema_errors: Vec<SchemaError>,
 }
 
-/// Compares two canonicalised sides. A merge-join over the two sorted leaf
-/// lists; only when an `x-drift-key` array could not be keyed on some side (or
-/// the sides were shaped by different schemas) are both re-flattened together.
+/// Compares two canonicalised sides: both trees walked together, keyed arrays
+/// matched by key only where both sides can be (else by position, §6.2).
 pub fn diff(running: &Canonical, committed: &Canonical, opts: &DiffOptions) -> DiffOutcome {
-    let joint;
-    let (r, c): (&[Leaf], &[Leaf]) = if running.schema_id == committed.schema_id
-        && !running.has_unkeyable
-        && !committed.has_unkeyable
-    {
-        (&running.leaves, &committed.leaves)
-    } else {
-        joint = flatten_pair(&running.tree, &committed.tree);
-        (&joint.0, &joint.1)
-    };
     let mut drifts = Vec::new();
-    let (mut i, mut j) = (0, 0);
-    loop {
-        let order = match (r.get(i), c.get(j)) {
-            (Some(a), Some(b)) => a.path.cmp(&b.path),
-            (Some(_), None) => Ordering::Less,
-            (None, Some(_)) => Ordering::Greater,
-            (None, None) => break,
-        };
-        match order {
-            Ordering::Less => {
-                let a = &r[i];
-                drifts.push(FieldDrift {
-                    path: a.path.clone(),
-                    kind: DriftKind::MissingInCommitted,
-                    running: Some(shown(a)),
-                    committed: None,
-                    delta: None,
-                });
-                i += 1;
-            }
-            Ordering::Greater => {
-                let b = &c[j];
-                drifts.push(FieldDrift {
-                    path: b.path.clone(),
-                    kind: DriftKind::MissingInRunning,
-                    running: None,
-                    committed: Some(shown(b)),
-                    delta: None,
-                });
-                j += 1;
-            }
-            Ordering::Equal => {
-                let (a, b) = (&r[i], &c[j]);
-                if differ(a, b, &opts.tolerance) {
-                    drifts.push(FieldDrift {
-                        path: a.path.clone(),
-                        kind: DriftKind::Changed,
-                        running: Some(shown(a)),
-                        committed: Some(shown(b)),
-                        delta: delta(a, b),
-                    });
-                }
-                i += 1;
-                j += 1;
-            }
-        }
-    }
+    walk::diff_trees(&running.tree, &committed.tree, &opts.tolerance, &mut drifts);
     let mut schema_errors = running.schema_errors().to_vec();
     schema_errors.extend_from_slice(committed.schema_errors());
     DiffOutcome {
         drifts,
         ignored: union_count(&running.ignored, &committed.ignored),
         schema_errors,
-    }
-}
-
-fn differ(a: &Leaf, b: &Leaf, tolerance: &Decimal) -> bool {
-    match (&a.value, &b.value) {
-        (LeafValue::Number(x), LeafValue::Number(y)) => x.sub(y).abs() > *tolerance,
-        // A member's value is its path: same path, same member.
-        (LeafValue::Member(_), LeafValue::Member(_)) => false,
-        (LeafValue::Json(x), LeafValue::Json(y)) => x != y,
-        _ => true,
-    }
-}
-
-fn delta(a: &Leaf, b: &Leaf) -> Option<String> {
-    match (&a.value, &b.value, &a.secret, &b.secret) {
-        (LeafValue::Number(x), LeafValue::Number(y), None, None) => Some(x.sub(y).to_canonical()),
-        _ => None,
-    }
-}
-
-/// What a report may show of a leaf: its canonical JSON, or its token.
-fn shown(leaf: &Leaf) -> String {
-    if let Some(hmac) = &leaf.secret {
-        let mut s = String::new();
-        write_json_string(&redaction_token(hmac), &mut s);
-        return s;
-    }
-    match &leaf.value {
-        LeafValue::Number(n) => n.to_canonical(),
-        LeafValue::Json(s) | LeafValue::Member(s) => s.clone(),
     }
 }
 
@@ -186,14 +99,16 @@ mod tests {
         parse_json_value(text.as_bytes()).expect("test JSON parses")
     }
 
-    /// The merge-join's fast path (each side flattened alone, once) must agree
-    /// with flattening both together whenever every keyed array is keyable.
+    /// The tree walk must report exactly what merge-joining the jointly flattened
+    /// leaf lists reports: keyable or not, same schema or not, any shapes.
     #[test]
-    fn cached_leaves_equal_joint_flattening_when_every_key_is_usable() {
-        let schema = Schema::compile(&j(r#"{"properties": {
+    fn tree_walk_equals_the_merge_join_of_jointly_flattened_leaves() {
+        let keyed = Schema::compile(&j(r#"{"properties": {
             "m": {"x-drift-key": "id", "items": {"properties": {"s": {"uniqueItems": true}}}},
             "t": {"uniqueItems": true}, "k": {"x-drift-secret": true}}}"#))
         .expect("compiles");
+        let plain = Schema::compile(&j(r#"{"properties": {"t": {"uniqueItems": true}}}"#))
+            .expect("compiles");
         let key = SecretKey::from_bytes([3; 32]);
         let opts = CanonOptions {
             ignore_fields: &[],
@@ -202,17 +117,36 @@ mod tests {
         let docs = [
             r#"{"m": [{"id": 2, "s": [3, 1]}, {"id": 1, "x": {}}], "t": ["b", "a"], "k": {"p": 1}, "z": [[], {}]}"#,
             r#"{"m": [{"id": 1, "x": {"y": null}}], "t": [], "k": "v", "z": [[1]]}"#,
-            r#"{"m": [], "a": {"b": [1, {"c": 2}]}}"#,
+            r#"{"m": [{"id": 1}, {"id": 1, "q": 2}], "t": ["a", "c"], "k": 2.50, "z": {"a": 1}}"#,
+            r#"{"m": [{"x": 1}, {"id": 3}], "t": {"a": []}, "k": null, "z": [{}, []]}"#,
+            r#"{"m": {}, "t": "x", "k": {}, "z": 1e3, "a": {"b": [1, {"c": 2}]}}"#,
+            r#"{"m": [], "a": {"b": [1, {"c": 3}, 4]}, "z": 1000}"#,
+            r#"[1, {"a": 2}]"#,
+            r#"7"#,
             r#"{}"#,
         ];
-        for r in docs {
-            for c in docs {
-                let rc = canonicalise(j(r), Some(&schema), Side::Running, &opts);
-                let cc = canonicalise(j(c), Some(&schema), Side::Committed, &opts);
-                assert!(!rc.has_unkeyable && !cc.has_unkeyable);
-                let (jr, jc) = flatten_pair(&rc.tree, &cc.tree);
-                assert_eq!(jr, rc.leaves, "{r} vs {c}");
-                assert_eq!(jc, cc.leaves, "{r} vs {c}");
+        let schemas = [None, Some(&keyed), Some(&plain)];
+        for tolerance in [Decimal::ZERO, Decimal::parse("0.5").expect("number")] {
+            for r in docs {
+                for c in docs {
+                    for rs in schemas {
+                        for cs in schemas {
+                            let rc = canonicalise(j(r), rs, Side::Running, &opts);
+                            let cc = canonicalise(j(c), cs, Side::Committed, &opts);
+                            let (jr, jc) = flatten::flatten_pair(&rc.tree, &cc.tree);
+                            let mut expected = Vec::new();
+                            walk::merge_leaves(&jr, &jc, &tolerance, &mut expected);
+                            let got = diff(
+                                &rc,
+                                &cc,
+                                &DiffOptions {
+                                    tolerance: tolerance.clone(),
+                                },
+                            );
+                            assert_eq!(got.drifts, expected, "{r} vs {c}");
+                        }
+                    }
+                }
             }
         }
     }
