@@ -1,8 +1,9 @@
 //! One evaluation of the fleet → one `ConfigDriftReport` per bot, in slug order.
 //! No state, no telemetry: the agent's latch and emitters take it from here.
 //!
-//! The committed side and the running side are read concurrently; the pure core
-//! then runs on every core. Committed documents and schemas are parsed once per
+//! The committed side and the running side are read concurrently; once the
+//! committed side is in, running configs are canonicalised as they arrive, on
+//! every core. Committed documents and schemas are parsed once per
 //! blob id and kept for the next check while their blob is still in use.
 
 use std::collections::{HashMap, HashSet};
@@ -944,19 +945,5 @@ fn par_map_owned<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync) -> 
 
 /// Maps `f` over `items` on every core, keeping the order.
 fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if threads <= 1 || items.len() < 64 {
-        return items.iter().map(&f).collect();
-    }
-    let chunk = items.len().div_ceil(threads);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = items
-            .chunks(chunk)
-            .map(|c| scope.spawn(|| c.iter().map(&f).collect::<Vec<R>>()))
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-            .collect()
-    })
+    par_map_owned(items.iter().collect(), f)
 }
