@@ -15,7 +15,8 @@ use crate::canon::schema::Schema;
 use crate::canon::secret::SecretKey;
 use crate::canon::{Format, ParseLimits, parse_document};
 use crate::config::{Bot, Config};
-use crate::diff::{DiffOptions, DiffOutcome, diff};
+use crate::diff::{DiffOptions, DiffOutcome, diff, observe};
+use crate::latch::{CommitRef, Observed};
 use crate::repo::{CommittedRepo, FileVersion, RepoFailure, RepoSession, Snapshot, TreeEntry};
 use crate::report::{
     ConfigDriftReport, Drift, MatchSkipped, MatchesCommit, Side, SignatureState, Status,
@@ -46,7 +47,13 @@ pub struct CheckOutcome {
     /// One entry per fetch that started.
     pub fetch_durations: Vec<Duration>,
     pub duration: Duration,
+    /// Per bot slug: the current values of the watched fields that are not in
+    /// its drift list (see `Checker::run_watching`).
+    pub observed: HashMap<String, Observed>,
 }
+
+/// Per bot slug: fields the caller wants current values of (the latch's fields).
+pub type Watched = HashMap<String, Vec<String>>;
 
 impl CheckOutcome {
     pub fn count(&self, status: Status) -> usize {
@@ -115,6 +122,19 @@ impl Checker {
     /// running config is canonicalised as soon as it arrives, on every core, while
     /// slower bots are still being waited for.
     pub async fn run(&mut self, bots: &[Bot], now_ms: i64) -> CheckOutcome {
+        self.run_watching(bots, now_ms, Arc::new(Watched::new()))
+            .await
+    }
+
+    /// As `run`, and for every evaluated bot, the current values of its `watched`
+    /// fields that do not drift now: the latch needs them to tell, when a field
+    /// goes back in sync, which side moved.
+    pub async fn run_watching(
+        &mut self,
+        bots: &[Bot],
+        now_ms: i64,
+        watched: Arc<Watched>,
+    ) -> CheckOutcome {
         let started = Instant::now();
         let budget = self.config.runtime.latency_budget;
         let deadline = started + budget;
@@ -189,6 +209,7 @@ impl Checker {
                     budget_exhausted: false,
                     fetch_durations: Vec::new(),
                     duration: started.elapsed(),
+                    observed: HashMap::new(),
                 };
             }
         };
@@ -200,7 +221,7 @@ impl Checker {
             schemas: std::mem::take(&mut self.schemas),
         };
         let evaluated = tokio::task::spawn_blocking(move || {
-            let reports = evaluate_all(
+            let (reports, observed) = evaluate_all(
                 &config,
                 &secret_key,
                 &bots_shared,
@@ -208,16 +229,17 @@ impl Checker {
                 receiver,
                 now_ms,
                 &mut caches,
+                &watched,
             );
-            (reports, read, caches)
+            (reports, observed, read, caches)
         })
         .await;
         let (fetch_durations, budget_exhausted) = fetch_task.await.unwrap_or_default();
-        let (mut reports, read) = match evaluated {
-            Ok((reports, read, caches)) => {
+        let (mut reports, observed, read) = match evaluated {
+            Ok((reports, observed, read, caches)) => {
                 self.committed = caches.committed;
                 self.schemas = caches.schemas;
-                (reports, read)
+                (reports, observed, read)
             }
             Err(e) => {
                 // A panic in the pure core is a bug; still never report "no drift".
@@ -232,6 +254,7 @@ impl Checker {
                     budget_exhausted,
                     fetch_durations,
                     duration: started.elapsed(),
+                    observed: HashMap::new(),
                 };
             }
         };
@@ -261,7 +284,47 @@ impl Checker {
             budget_exhausted,
             fetch_durations,
             duration: started.elapsed(),
+            observed,
         }
+    }
+
+    /// For each of `bots`, the newest first-parent commit up to `commit` (within
+    /// `history_depth`) that changed its config file or schema: what a RESOLVED
+    /// by commit names. Bots whose history cannot be read are left out.
+    pub async fn last_changes(&self, bots: &[Bot], commit: &str) -> HashMap<String, CommitRef> {
+        if bots.is_empty() {
+            return HashMap::new();
+        }
+        let repo = Arc::clone(&self.repo);
+        let bots = bots.to_vec();
+        let snapshot = Snapshot {
+            commit: commit.to_owned(),
+            committed_signature: SignatureState::Unsigned,
+        };
+        let found = tokio::task::spawn_blocking(move || {
+            let mut repo = repo.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let Ok(mut session) = repo.lock() else {
+                return HashMap::new();
+            };
+            bots.iter()
+                .filter_map(|bot| {
+                    let versions = session
+                        .file_versions(&snapshot, &bot.config_path, bot.schema_path.as_deref())
+                        .ok()?;
+                    let newest = versions.into_iter().next()?;
+                    Some((
+                        bot.slug.to_string(),
+                        CommitRef {
+                            sha: newest.commit,
+                            author: newest.author,
+                            summary: newest.summary,
+                        },
+                    ))
+                })
+                .collect()
+        })
+        .await;
+        found.unwrap_or_default()
     }
 
     /// `matches_commit` for every DRIFT report: the newest revision of the bot's
@@ -461,7 +524,8 @@ fn evaluate_all(
     fetched: std::sync::mpsc::Receiver<(usize, Fetched)>,
     now_ms: i64,
     caches: &mut Caches,
-) -> Vec<ConfigDriftReport> {
+    watched: &Watched,
+) -> (Vec<ConfigDriftReport>, HashMap<String, Observed>) {
     let limits = ParseLimits {
         max_bytes: config.runtime.max_body_bytes,
     };
@@ -566,20 +630,33 @@ fn evaluate_all(
     let results = par_map_owned(jobs, |(bot, running)| {
         let pair = blob_pair(bot, &read.entries);
         let committed = pair.as_ref().and_then(|p| in_use.get(p)).map(Arc::clone);
-        evaluate_bot(config, bot, running, read, committed.as_deref(), now_ms)
+        let watched = watched.get(bot.slug.as_str()).map(Vec::as_slice);
+        evaluate_bot(
+            config,
+            bot,
+            running,
+            read,
+            committed.as_deref(),
+            now_ms,
+            watched.unwrap_or_default(),
+        )
     });
 
     // Keep only what this check used, so the caches stay bounded by the fleet.
     caches.committed = in_use;
     caches.schemas = schemas;
     let mut reports = Vec::with_capacity(results.len());
-    for (report, running) in results {
+    let mut observed = HashMap::new();
+    for (report, running, seen) in results {
         if let (Some(slug), Some(running)) = (report.bot_slug.clone(), running) {
             read.running.insert(slug, running);
         }
+        if let (Some(slug), false) = (report.bot_slug.clone(), seen.is_empty()) {
+            observed.insert(slug, seen);
+        }
         reports.push(report);
     }
-    reports
+    (reports, observed)
 }
 
 fn running_side(
@@ -668,7 +745,7 @@ fn committed_side(
 
 /// One bot's report from its two sides; committed-side reasons come before
 /// running-side ones (§7). Returns the running canonical form when the bot drifts,
-/// for `matches_commit`.
+/// for `matches_commit`, and the current values of `watched` fields not drifting.
 fn evaluate_bot(
     config: &Config,
     bot: &Bot,
@@ -676,7 +753,8 @@ fn evaluate_bot(
     read: &CommittedRead,
     committed: Option<&CommittedSide>,
     now_ms: i64,
-) -> (ConfigDriftReport, Option<Arc<Canonical>>) {
+    watched: &[String],
+) -> (ConfigDriftReport, Option<Arc<Canonical>>, Observed) {
     let mut r = ConfigDriftReport::new(Some(bot.slug.to_string()), now_ms);
     r.committed_ref = Some(config.repo.branch.clone());
     r.committed_commit = Some(read.snapshot.commit.clone());
@@ -701,7 +779,7 @@ fn evaluate_bot(
                 content.as_str()
             ),
         );
-        return (r, None);
+        return (r, None, Observed::new());
     }
 
     let (canonical_committed, schema) = match (read.entries.get(&bot.config_path), committed) {
@@ -713,28 +791,28 @@ fn evaluate_bot(
                     bot.config_path, config.repo.branch
                 ),
             );
-            return (r, None);
+            return (r, None, Observed::new());
         }
         (Some(TreeEntry::NotAFile(kind)), _) => {
             r.set_unknown(
                 UnknownReason::CommittedConfigInvalid,
                 format!("{} is a {kind} in the repo, not a file", bot.config_path),
             );
-            return (r, None);
+            return (r, None, Observed::new());
         }
         (Some(TreeEntry::Blob(_)), Some(CommittedSide::Ready { canonical, schema })) => {
             (canonical, schema)
         }
         (Some(TreeEntry::Blob(_)), Some(CommittedSide::Invalid(why))) => {
             r.set_unknown(UnknownReason::CommittedConfigInvalid, why.clone());
-            return (r, None);
+            return (r, None, Observed::new());
         }
         (Some(TreeEntry::Blob(_)), None) => {
             r.set_unknown(
                 UnknownReason::CommittedConfigInvalid,
                 format!("{} could not be read", bot.config_path),
             );
-            return (r, None);
+            return (r, None, Observed::new());
         }
     };
 
@@ -742,14 +820,14 @@ fn evaluate_bot(
         Some(RunningSide::Ready(canonical)) => canonical,
         Some(RunningSide::Failed(FetchFailure { reason, detail })) => {
             r.set_unknown(reason, detail);
-            return (r, None);
+            return (r, None, Observed::new());
         }
         Some(RunningSide::NoSchema) | None => {
             r.set_unknown(
                 UnknownReason::RuntimeTimeout,
                 "the running config was not evaluated within the check",
             );
-            return (r, None);
+            return (r, None, Observed::new());
         }
     };
     let outcome = diff(
@@ -765,9 +843,15 @@ fn evaluate_bot(
         schema_path_used(bot, schema.is_some()),
         now_ms,
     );
+    let settling: Vec<&str> = watched
+        .iter()
+        .map(String::as_str)
+        .filter(|f| !r.drifts.iter().any(|d| d.field == *f))
+        .collect();
+    let seen = observe(&running, canonical_committed, &settling);
     // Only drifting bots need their running form later (matches_commit).
     let keep = (r.status == Status::Drift).then(|| Arc::from(running));
-    (r, keep)
+    (r, keep, seen)
 }
 
 fn schema_path_used(bot: &Bot, has_schema: bool) -> Option<String> {

@@ -10,6 +10,7 @@
 //! cannot be read); the latch keeps each drift until a commit or a revert
 //! resolves it, and telemetry emits it. `canon`, `diff` and `report` are pure.
 
+pub mod agent;
 pub mod canon;
 pub mod check;
 pub mod cli;

@@ -5,6 +5,7 @@
 pub mod check;
 pub mod diff;
 pub mod output;
+pub mod run;
 pub mod validate;
 
 use std::path::{Path, PathBuf};
@@ -37,6 +38,12 @@ pub enum ReportFormat {
     Json,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormatArg {
+    Text,
+    Json,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// The agent: scheduler, state, telemetry, HTTP server.
@@ -47,6 +54,9 @@ pub enum Command {
         check_interval: Option<String>,
         #[arg(long, value_name = "K/N")]
         shard: Option<String>,
+        /// stderr logs: `text` for people, `json` for machines.
+        #[arg(long, value_enum, default_value_t = LogFormatArg::Text)]
+        log_format: LogFormatArg,
     },
     /// One evaluation now: no state, no telemetry export.
     Check {
@@ -86,7 +96,6 @@ pub fn main() -> ExitCode {
     // so that only ring, which needs no cmake, is compiled).
     let _ = rustls::crypto::ring::default_provider().install_default();
     raise_open_file_limit();
-    init_stderr_logging();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -99,6 +108,10 @@ pub fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    // The agent sets up its own logging (`--log-format`, the OTel bridge).
+    if !matches!(cli.command, Command::Run { .. }) {
+        init_stderr_logging();
+    }
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
@@ -132,9 +145,20 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             format,
         }),
         Command::Validate { config } => validate::run(&config),
-        Command::Run { .. } => anyhow::bail!(
-            "`run` (the agent) is not built yet: use `check` for a one-shot evaluation"
-        ),
+        Command::Run {
+            config,
+            check_interval,
+            shard,
+            log_format,
+        } => run::run(run::RunArgs {
+            config: &config,
+            check_interval: check_interval.as_deref(),
+            shard: shard.as_deref(),
+            log_format: match log_format {
+                LogFormatArg::Text => crate::telemetry::LogFormat::Text,
+                LogFormatArg::Json => crate::telemetry::LogFormat::Json,
+            },
+        }),
         Command::Demo => crate::demo::run(),
     }
 }

@@ -12,6 +12,7 @@ pub mod path;
 mod walk;
 
 use std::cmp::Ordering;
+use std::collections::{HashMap, HashSet};
 
 use crate::canon::canonical::Canonical;
 use crate::canon::number::Decimal;
@@ -67,6 +68,50 @@ pub fn diff(running: &Canonical, committed: &Canonical, opts: &DiffOptions) -> D
         ignored: union_count(&running.ignored, &committed.ignored),
         schema_errors,
     }
+}
+
+/// Current values of named leaves on both sides, as a drift would show them:
+/// `(running, committed)`, `None` where a side lacks the leaf. Fields ignored now
+/// on either side are left out: they could not be observed. The latch uses this
+/// at the end of a field's drift to tell which side moved (§9 `resolved_by`).
+///
+/// Flattens both whole trees, so callers ask only for bots with fields going back
+/// in sync, which is rare.
+pub fn observe(
+    running: &Canonical,
+    committed: &Canonical,
+    fields: &[&str],
+) -> HashMap<String, (Option<String>, Option<String>)> {
+    if fields.is_empty() {
+        return HashMap::new();
+    }
+    let wanted: HashSet<&str> = fields.iter().copied().collect();
+    let values = |side: &Canonical| -> HashMap<String, String> {
+        let mut leaves = Vec::new();
+        flatten::flatten_children(&side.tree, &mut Vec::new(), &mut leaves);
+        leaves
+            .iter()
+            .map(|leaf| (leaf.path.to_string(), leaf))
+            .filter(|(path, _)| wanted.contains(path.as_str()))
+            .map(|(path, leaf)| (path, walk::shown(leaf)))
+            .collect()
+    };
+    let ignored = |field: &str| {
+        running.ignored.iter().chain(&committed.ignored).any(|p| {
+            let p = p.to_string();
+            field == p
+                || field
+                    .strip_prefix(p.as_str())
+                    .is_some_and(|rest| rest.starts_with(['.', '[']))
+        })
+    };
+    let mut r = values(running);
+    let mut c = values(committed);
+    fields
+        .iter()
+        .filter(|f| !ignored(f))
+        .map(|f| (f.to_string(), (r.remove(*f), c.remove(*f))))
+        .collect()
 }
 
 /// Size of the union of two sorted lists without repeats.
@@ -149,6 +194,43 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn observe_shows_current_values_of_named_leaves_and_skips_ignored_ones() {
+        let key = SecretKey::from_bytes([5; 32]);
+        let ignore = [path::FieldPattern::parse("gone").expect("pattern")];
+        let opts = CanonOptions {
+            ignore_fields: &ignore,
+            secret_key: &key,
+        };
+        let schema = Schema::compile(&j(r#"{"properties": {"m": {"x-drift-key": "id"}}}"#))
+            .expect("compiles");
+        let r = canonicalise(
+            j(r#"{"a": 1.50, "m": [{"id": "x", "v": true}], "only_r": "s", "gone": 1}"#),
+            Some(&schema),
+            Side::Running,
+            &opts,
+        );
+        let c = canonicalise(
+            j(r#"{"a": 2, "m": [{"id": "x", "v": false}], "gone": 2}"#),
+            Some(&schema),
+            Side::Committed,
+            &opts,
+        );
+        let seen = observe(&r, &c, &["a", "m[id=\"x\"].v", "only_r", "nowhere", "gone"]);
+        assert_eq!(seen["a"], (Some("1.5".into()), Some("2".into())));
+        assert_eq!(
+            seen["m[id=\"x\"].v"],
+            (Some("true".into()), Some("false".into()))
+        );
+        assert_eq!(seen["only_r"], (Some("\"s\"".into()), None));
+        assert_eq!(seen["nowhere"], (None, None));
+        assert!(
+            !seen.contains_key("gone"),
+            "an ignored field is not observed"
+        );
+        assert!(observe(&r, &c, &[]).is_empty());
     }
 
     #[test]

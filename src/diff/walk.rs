@@ -323,7 +323,7 @@ fn delta(a: &Leaf, b: &Leaf) -> Option<String> {
 }
 
 /// What a report may show of a leaf: its canonical JSON, or its token.
-fn shown(leaf: &Leaf) -> String {
+pub(crate) fn shown(leaf: &Leaf) -> String {
     if let Some(hmac) = &leaf.secret {
         let mut s = String::new();
         write_json_string(&redaction_token(hmac), &mut s);

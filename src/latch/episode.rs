@@ -38,6 +38,31 @@ pub struct BotState {
     /// When the bot left the registry; `None` while it is registered.
     #[serde(default)]
     pub removed_at_ms: Option<i64>,
+    /// Episodes ended but whose RESOLVED record is not known to be emitted yet:
+    /// stored with the state that ended them and cleared once emitted, so a crash
+    /// in between re-emits rather than loses it (§9: at least once).
+    #[serde(default)]
+    pub unemitted: Vec<Resolution>,
+}
+
+/// An ended episode, as its RESOLVED record tells it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Resolution {
+    pub episode_id: String,
+    pub started_ms: i64,
+    pub resolution_minutes: f64,
+    pub resolved_by: ResolvedBy,
+    /// The commit that last changed the bot's file, when the committed side moved.
+    #[serde(default)]
+    pub commit: Option<CommitRef>,
+}
+
+/// A commit as RESOLVED names it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitRef {
+    pub sha: String,
+    pub author: String,
+    pub summary: String,
 }
 
 /// One drift episode: from a bot's first drift until every field is back in sync.
@@ -109,6 +134,11 @@ pub enum ResolvedBy {
 }
 
 impl ResolvedBy {
+    /// True when the committed side changed, so a resolving commit is named.
+    pub fn committed_moved(self) -> bool {
+        matches!(self, ResolvedBy::Commit | ResolvedBy::Both)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             ResolvedBy::Commit => "commit",

@@ -12,7 +12,7 @@ pub mod episode;
 pub mod store;
 
 pub use episode::{
-    BotState, Episode, LatchedField, Observed, ResolvedBy, Transition, advance, clear, expired,
-    mark_removed, mark_returned,
+    BotState, CommitRef, Episode, LatchedField, Observed, Resolution, ResolvedBy, Transition,
+    advance, clear, expired, mark_removed, mark_returned,
 };
 pub use store::{StateError, StateStore};

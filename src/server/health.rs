@@ -1,6 +1,7 @@
 //! `/livez` (the process serves) and `/healthz/config_drift_detector` (the last
 //! successful check is recent enough: an alerting signal, not a liveness probe).
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 
@@ -19,8 +20,8 @@ pub const HEALTH_GRACE: Duration = Duration::from_secs(60);
 /// What the scheduler publishes for the server to read.
 #[derive(Debug)]
 pub struct AgentStatus {
-    pub mode: Mode,
-    pub interval: Duration,
+    /// Mode and check interval; a config reload may change both.
+    settings: Mutex<(Mode, Duration)>,
     /// End of the last successful check, ms since the epoch; 0 before the first.
     last_success_ms: AtomicI64,
     paused: AtomicBool,
@@ -29,11 +30,27 @@ pub struct AgentStatus {
 impl AgentStatus {
     pub fn new(mode: Mode, interval: Duration) -> AgentStatus {
         AgentStatus {
-            mode,
-            interval,
+            settings: Mutex::new((mode, interval)),
             last_success_ms: AtomicI64::new(0),
             paused: AtomicBool::new(false),
         }
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.settings().0
+    }
+
+    pub fn interval(&self) -> Duration {
+        self.settings().1
+    }
+
+    /// A reload was accepted: health follows its mode and interval from now on.
+    pub fn reconfigure(&self, mode: Mode, interval: Duration) {
+        *self.settings.lock().unwrap_or_else(|e| e.into_inner()) = (mode, interval);
+    }
+
+    fn settings(&self) -> (Mode, Duration) {
+        *self.settings.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn record_success(&self, at_ms: i64) {
@@ -55,10 +72,11 @@ impl AgentStatus {
     /// Healthy while the last successful check ended less than one interval plus
     /// the grace ago, or while the mode is `off` (no checks are expected).
     pub fn healthy(&self, now_ms: i64) -> bool {
-        if self.mode == Mode::Off {
+        let (mode, interval) = self.settings();
+        if mode == Mode::Off {
             return true;
         }
-        let window = (self.interval + HEALTH_GRACE).as_millis() as i64;
+        let window = (interval + HEALTH_GRACE).as_millis() as i64;
         self.last_success_ms()
             .is_some_and(|last| now_ms.saturating_sub(last) < window)
     }
@@ -80,7 +98,7 @@ pub(super) async fn healthz(
 ) -> (StatusCode, Json<serde_json::Value>) {
     let status = &state.status;
     let body = Health {
-        mode: status.mode.as_str(),
+        mode: status.mode().as_str(),
         paused: status.paused(),
         last_success_ms: status.last_success_ms(),
     };

@@ -396,6 +396,9 @@ pub struct Metrics {
     paused: Gauge<u64>,
     registry_bots: Gauge<u64>,
     last_reload_ok: Gauge<u64>,
+    /// Observed rather than recorded: a reload that changes the mode or branch
+    /// must replace the info series, not leave the old label set beside it.
+    agent: Arc<RwLock<AgentInfo>>,
     _observed: Observed,
 }
 
@@ -409,8 +412,8 @@ struct Observed {
     since: ObservableGauge<f64>,
     acknowledged: ObservableGauge<u64>,
     dropped: ObservableCounter<u64>,
-    interval: Gauge<f64>,
-    info: Gauge<u64>,
+    interval: ObservableGauge<f64>,
+    info: ObservableGauge<u64>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -501,6 +504,22 @@ fn u64_gauge(meter: &Meter, def: &'static MetricDef) -> Gauge<u64> {
         .build()
 }
 
+fn read_agent(agent: &RwLock<AgentInfo>) -> AgentInfo {
+    agent.read().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
+fn info_labels(info: &AgentInfo) -> [KeyValue; 4] {
+    [
+        KeyValue::new("mode", info.mode.as_str()),
+        KeyValue::new("branch", info.branch.clone()),
+        KeyValue::new("version", info.version.clone()),
+        KeyValue::new(
+            "shard",
+            format!("{}/{}", info.shard.index, info.shard.count),
+        ),
+    ]
+}
+
 fn secs(ms: i64) -> f64 {
     ms as f64 / 1000.0
 }
@@ -540,6 +559,7 @@ impl Metrics {
         let provider = builder.build();
         let meter = provider.meter("config-drift-detector");
         let fleet: Fleet = Arc::default();
+        let agent = Arc::new(RwLock::new(info.clone()));
 
         let reports = {
             let fleet = fleet.clone();
@@ -594,24 +614,25 @@ impl Metrics {
                 u64::from(b.acknowledged)
             }),
             dropped,
-            interval: f64_gauge(&meter, &CHECK_INTERVAL),
-            info: u64_gauge(&meter, &DETECTOR_INFO),
+            interval: meter
+                .f64_observable_gauge(CHECK_INTERVAL.name)
+                .with_unit(CHECK_INTERVAL.unit)
+                .with_description(CHECK_INTERVAL.help)
+                .with_callback({
+                    let agent = Arc::clone(&agent);
+                    move |obs| obs.observe(read_agent(&agent).check_interval.as_secs_f64(), &[])
+                })
+                .build(),
+            info: meter
+                .u64_observable_gauge(DETECTOR_INFO.name)
+                .with_unit(DETECTOR_INFO.unit)
+                .with_description(DETECTOR_INFO.help)
+                .with_callback({
+                    let agent = Arc::clone(&agent);
+                    move |obs| obs.observe(1, &info_labels(&read_agent(&agent)))
+                })
+                .build(),
         };
-        observed
-            .interval
-            .record(info.check_interval.as_secs_f64(), &[]);
-        observed.info.record(
-            1,
-            &[
-                KeyValue::new("mode", info.mode.as_str()),
-                KeyValue::new("branch", info.branch.clone()),
-                KeyValue::new("version", info.version.clone()),
-                KeyValue::new(
-                    "shard",
-                    format!("{}/{}", info.shard.index, info.shard.count),
-                ),
-            ],
-        );
 
         let m = Metrics {
             resolution: histogram(&meter, &DRIFT_RESOLUTION, RESOLUTION_BUCKETS_MIN),
@@ -629,6 +650,7 @@ impl Metrics {
             provider,
             registry,
             fleet,
+            agent,
             _observed: observed,
         };
         // Before the first check: nothing succeeded or was fetched yet (0 makes
@@ -676,6 +698,18 @@ impl Metrics {
         if summary.successful {
             self.last_success.record(secs(summary.ended_at_ms), &[]);
         }
+    }
+
+    /// A reload changed the mode, branch or interval: the info and interval
+    /// series follow at the next collection.
+    pub fn set_agent_info(&self, info: AgentInfo) {
+        *self.agent.write().unwrap_or_else(|e| e.into_inner()) = info;
+    }
+
+    /// Mode `off` (§13): no per-bot series at all.
+    pub fn forget_bots(&self) {
+        write(&self.fleet).clear();
+        self.registry_bots.record(0, &[]);
     }
 
     /// An ack became active or ended between checks.

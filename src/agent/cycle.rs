@@ -1,0 +1,345 @@
+//! One check of the agent, in the order §9 requires: evaluate (the only part a
+//! shutdown may cut short), latch every report, store the new states (flushed),
+//! then emit metrics, log records and the check span, and only then forget the
+//! RESOLVED records just emitted.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::{Agent, Trigger};
+use crate::check::{CheckOutcome, Watched};
+use crate::config::Bot;
+use crate::latch::{BotState, Observed, Resolution, Transition};
+use crate::report::{ConfigDriftReport, Status};
+use crate::telemetry::events::{
+    BotChecked, CheckCompleted, DriftDetected, DriftResolved, DriftUnknown, SeverityClass,
+};
+use crate::telemetry::metrics::{BotSeries, CheckSummary, RepoFetch};
+use crate::telemetry::spans::CheckSpan;
+
+/// What one check found: the answer of a manual check (§12 `POST /check`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CheckResult {
+    pub checked_at_ms: i64,
+    pub bots: usize,
+    pub drifting: usize,
+    pub unknown: usize,
+    pub commit: Option<String>,
+    pub duration_ms: u64,
+    /// §8, the state flush included.
+    #[serde(skip)]
+    pub successful: bool,
+}
+
+/// A check evaluated but not yet latched, stored or emitted.
+pub struct Evaluation {
+    outcome: CheckOutcome,
+    bots: Vec<Bot>,
+}
+
+impl Agent {
+    /// One whole check, start to end.
+    pub async fn check(&mut self, trigger: Trigger) -> CheckResult {
+        let evaluation = self.evaluate(crate::cli::now_ms()).await;
+        self.settle(evaluation, trigger).await
+    }
+
+    /// Re-reads the registry and evaluates every bot: no state is touched and
+    /// nothing is emitted, so dropping this future (on shutdown) loses nothing.
+    pub async fn evaluate(&mut self, now_ms: i64) -> Evaluation {
+        self.reread_registry();
+        let watched: Watched = self
+            .bots
+            .iter()
+            .filter_map(|bot| {
+                let episode = self.states.get(bot.slug.as_str())?.episode.as_ref()?;
+                Some((
+                    bot.slug.to_string(),
+                    episode.fields.keys().cloned().collect(),
+                ))
+            })
+            .collect();
+        let bots = self.bots.clone();
+        let outcome = self
+            .checker
+            .run_watching(&bots, now_ms, Arc::new(watched))
+            .await;
+        Evaluation { outcome, bots }
+    }
+
+    /// Latches, stores and emits an evaluated check. Runs to the end once begun:
+    /// state and telemetry are never cut off mid-write (§8).
+    pub async fn settle(&mut self, evaluation: Evaluation, trigger: Trigger) -> CheckResult {
+        let Evaluation { outcome, bots } = evaluation;
+        let CheckOutcome {
+            checked_at_ms: now_ms,
+            mut reports,
+            commit,
+            repo_failure,
+            budget_exhausted,
+            fetch_durations,
+            duration: eval_duration,
+            observed,
+        } = outcome;
+        let started = std::time::Instant::now();
+        let evaluated_ok = repo_failure.is_none()
+            && !budget_exhausted
+            && !reports
+                .iter()
+                .any(|r| r.unknown_reason.is_some_and(|u| u.is_repo_wide()));
+
+        let no_observation = Observed::new();
+        let mut updates: Vec<(String, BotState)> = Vec::with_capacity(reports.len());
+        let mut needs_commit: Vec<Bot> = Vec::new();
+        for (report, bot) in reports.iter_mut().zip(&bots) {
+            let slug = bot.slug.to_string();
+            let prior = self.states.remove(&slug).unwrap_or_default();
+            let seen = observed.get(&slug).unwrap_or(&no_observation);
+            let (mut state, transitions) = crate::latch::advance(prior, report, seen, now_ms);
+            for t in transitions {
+                match t {
+                    Transition::Started { episode_id } => {
+                        tracing::debug!(bot_slug = %slug, episode_id, "Drift episode started.");
+                    }
+                    Transition::Resolved {
+                        episode_id,
+                        started_ms,
+                        resolution_minutes,
+                        resolved_by,
+                    } => {
+                        if resolved_by.committed_moved() {
+                            needs_commit.push(bot.clone());
+                        }
+                        state.unemitted.push(Resolution {
+                            episode_id,
+                            started_ms,
+                            resolution_minutes,
+                            resolved_by,
+                            commit: None,
+                        });
+                    }
+                }
+            }
+            updates.push((slug.clone(), state.clone()));
+            self.states.insert(slug, state);
+        }
+        if let (false, Some(commit)) = (needs_commit.is_empty(), commit.as_deref()) {
+            let found = self.checker.last_changes(&needs_commit, commit).await;
+            for (slug, state) in &mut updates {
+                let Some(change) = found.get(slug.as_str()) else {
+                    continue;
+                };
+                for r in state
+                    .unemitted
+                    .iter_mut()
+                    .filter(|r| r.commit.is_none() && r.resolved_by.committed_moved())
+                {
+                    r.commit = Some(change.clone());
+                }
+                if let Some(kept) = self.states.get_mut(slug.as_str()) {
+                    kept.unemitted.clone_from(&state.unemitted);
+                }
+            }
+        }
+        let deletes = self.retire_removed(&bots, now_ms, &mut updates);
+
+        let stored = self.store_states(updates, deletes).await;
+        let successful = evaluated_ok && stored;
+        let duration = eval_duration + started.elapsed();
+        let ended_at_ms = now_ms + duration.as_millis() as i64;
+
+        self.emit(
+            &reports,
+            &bots,
+            &EmitCheck {
+                now_ms,
+                ended_at_ms,
+                duration,
+                successful,
+                budget_exhausted,
+                repo: match &repo_failure {
+                    None => RepoFetch::Fetched { at_ms: now_ms },
+                    Some(f) if f.is_fetch_error() => RepoFetch::Failed,
+                    Some(_) => RepoFetch::Skipped,
+                },
+                fetch_durations: &fetch_durations,
+                commit: commit.as_deref(),
+            },
+        );
+        self.forget_emitted(&bots).await;
+        if successful {
+            self.status.record_success(ended_at_ms);
+        }
+        if let Some(f) = &repo_failure {
+            tracing::warn!(reason = f.reason.as_str(), detail = %f.detail, "The config repo could not be read; every bot is UNKNOWN this check.");
+        }
+        let result = CheckResult {
+            checked_at_ms: now_ms,
+            bots: reports.len(),
+            drifting: count(&reports, Status::Drift),
+            unknown: count(&reports, Status::Unknown),
+            commit,
+            duration_ms: duration.as_millis() as u64,
+            successful,
+        };
+        tracing::debug!(?trigger, ?result, "Check done.");
+        result
+    }
+
+    /// Bots no longer in the registry keep their state 24 h (§9), then expire.
+    fn retire_removed(
+        &mut self,
+        bots: &[Bot],
+        now_ms: i64,
+        updates: &mut Vec<(String, BotState)>,
+    ) -> Vec<String> {
+        let registered: HashSet<&str> = bots.iter().map(|b| b.slug.as_str()).collect();
+        let mut deletes = Vec::new();
+        for (slug, state) in self.states.iter_mut() {
+            if registered.contains(slug.as_str()) {
+                continue;
+            }
+            if crate::latch::expired(state, now_ms) {
+                deletes.push(slug.clone());
+            } else if state.removed_at_ms.is_none() {
+                crate::latch::mark_removed(state, now_ms);
+                tracing::info!(bot_slug = %slug, "Bot left the registry; its state is kept for 24 h.");
+                updates.push((slug.clone(), state.clone()));
+            }
+        }
+        for slug in &deletes {
+            self.states.remove(slug);
+        }
+        deletes
+    }
+
+    /// Writes and flushes; a failure is counted and logged, and the check is
+    /// then unsuccessful (§9), but its telemetry still goes out.
+    async fn store_states(&self, updates: Vec<(String, BotState)>, deletes: Vec<String>) -> bool {
+        let store = Arc::clone(&self.store);
+        let written =
+            tokio::task::spawn_blocking(move || store.write_check(&updates, &deletes)).await;
+        let error = match written {
+            Ok(Ok(())) => return true,
+            Ok(Err(e)) => e.to_string(),
+            Err(e) => format!("the state write did not finish: {e}"),
+        };
+        self.telemetry.metrics().inc_state_write_errors();
+        tracing::error!(error = %error, "State not flushed; this check is unsuccessful.");
+        false
+    }
+
+    fn emit(&self, reports: &[ConfigDriftReport], bots: &[Bot], check: &EmitCheck<'_>) {
+        let t = &self.telemetry;
+        let series: Vec<BotSeries> = reports
+            .iter()
+            .zip(bots)
+            .map(|(report, bot)| {
+                let since = self
+                    .states
+                    .get(bot.slug.as_str())
+                    .and_then(|s| s.episode.as_ref())
+                    .map(|e| e.started_ms);
+                BotSeries::from_report(report, since, false)
+            })
+            .collect();
+        t.metrics().publish_check(&CheckSummary {
+            bots: &series,
+            duration: check.duration,
+            ended_at_ms: check.ended_at_ms,
+            successful: check.successful,
+            budget_exceeded: check.budget_exhausted,
+            repo: check.repo,
+            fetch_durations: check.fetch_durations,
+        });
+
+        let interval_ms = self.interval().as_millis() as i64;
+        for ((report, bot), series) in reports.iter().zip(bots).zip(&series) {
+            match report.status {
+                Status::Drift => DriftDetected {
+                    report,
+                    severity_class: SeverityClass::for_detected(
+                        self.mode(),
+                        series.episode_since_ms.unwrap_or(check.now_ms),
+                        check.now_ms,
+                        interval_ms,
+                    ),
+                }
+                .emit(t),
+                Status::Unknown => DriftUnknown { report }.emit(t),
+                Status::InSync => {}
+            }
+            BotChecked { report }.emit();
+            let Some(state) = self.states.get(bot.slug.as_str()) else {
+                continue;
+            };
+            for r in &state.unemitted {
+                DriftResolved {
+                    report,
+                    episode_id: &r.episode_id,
+                    resolution_minutes: r.resolution_minutes,
+                    resolved_by: r.resolved_by,
+                    commit: r.commit.as_ref(),
+                }
+                .emit(t);
+            }
+        }
+
+        let committed_ref = self.config.repo.branch.as_str();
+        CheckSpan {
+            checked_at_ms: check.now_ms,
+            duration: check.duration,
+            reports,
+            committed_ref: Some(committed_ref),
+            commit: check.commit,
+            chain_head: None,
+        }
+        .emit(t);
+        CheckCompleted {
+            bots: reports.len(),
+            drifting: count(reports, Status::Drift),
+            unknown: count(reports, Status::Unknown),
+            commit: check.commit,
+            chain_head: None,
+            duration_ms: check.duration.as_millis() as u64,
+            successful: check.successful,
+        }
+        .emit(t);
+    }
+
+    /// RESOLVED records just emitted are dropped from the state. Should this
+    /// write fail, the next check emits them again: at least once, as §9 asks.
+    async fn forget_emitted(&mut self, bots: &[Bot]) {
+        let mut updates = Vec::new();
+        for bot in bots {
+            if let Some(state) = self.states.get_mut(bot.slug.as_str())
+                && !state.unemitted.is_empty()
+            {
+                state.unemitted.clear();
+                updates.push((bot.slug.to_string(), state.clone()));
+            }
+        }
+        if !updates.is_empty() {
+            self.store_states(updates, Vec::new()).await;
+        }
+    }
+}
+
+/// Check-level facts `emit` needs beside the reports.
+struct EmitCheck<'a> {
+    now_ms: i64,
+    ended_at_ms: i64,
+    duration: Duration,
+    successful: bool,
+    budget_exhausted: bool,
+    repo: RepoFetch,
+    fetch_durations: &'a [Duration],
+    commit: Option<&'a str>,
+}
+
+fn count(reports: &[ConfigDriftReport], status: Status) -> usize {
+    reports.iter().filter(|r| r.status == status).count()
+}

@@ -1,0 +1,222 @@
+//! The agent behind `run` (§2, §8, §9, §13): one long-lived owner of the checker,
+//! the latch state and the telemetry, driven by `schedule`.
+//!
+//! `Agent::check` is one whole check: re-read the registry, evaluate, latch, store
+//! (flushed), then emit — in that order, so telemetry never tells of a state the
+//! next start would not remember. Must not serve HTTP or read signals: the server
+//! only reads `AgentStatus`, and `schedule` decides when checks run.
+
+pub mod cycle;
+pub mod schedule;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::canon::secret::SecretKey;
+use crate::check::Checker;
+use crate::config::{Bot, Config, Mode};
+use crate::latch::{BotState, StateStore};
+use crate::server::AgentStatus;
+use crate::shard::Shard;
+use crate::telemetry::{AgentInfo, Telemetry};
+
+/// sled's page cache: enough for a large fleet's states (a few KiB each) while
+/// keeping the agent's memory predictable (§9: the cache is bounded).
+pub const STATE_CACHE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// What started a check. Acks (§9) end only at scheduled checks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Trigger {
+    /// At start or after a reload: re-emits every bot's status.
+    Startup,
+    Scheduled,
+    Manual,
+}
+
+/// Settings given on the command line, kept across config reloads.
+#[derive(Clone, Debug)]
+pub struct Overrides {
+    pub check_interval: Option<Duration>,
+    pub shard: Shard,
+}
+
+/// The agent: config, registry, checker, state and telemetry.
+pub struct Agent {
+    config_path: PathBuf,
+    config: Arc<Config>,
+    overrides: Overrides,
+    /// This agent's bots (its shard of the registry), in slug order.
+    bots: Vec<Bot>,
+    checker: Checker,
+    store: Arc<StateStore>,
+    /// Every bot's state as last stored, by slug (registered or recently removed).
+    states: BTreeMap<String, BotState>,
+    secret_key: SecretKey,
+    telemetry: Arc<Telemetry>,
+    status: Arc<AgentStatus>,
+}
+
+impl Agent {
+    /// Assembles an agent from parts already opened by the caller (which turns
+    /// their failures into startup errors).
+    pub fn new(
+        config_path: &Path,
+        config: Config,
+        overrides: Overrides,
+        store: StateStore,
+        telemetry: Arc<Telemetry>,
+        status: Arc<AgentStatus>,
+    ) -> anyhow::Result<Agent> {
+        let states = store.load_all()?;
+        let secret_key = store.secret_key()?;
+        let config = Arc::new(config);
+        let checker = Checker::new(Arc::clone(&config), secret_key.clone())?;
+        let bots = shard_bots(&config.bots, overrides.shard);
+        Ok(Agent {
+            config_path: config_path.to_path_buf(),
+            config,
+            overrides,
+            bots,
+            checker,
+            store: Arc::new(store),
+            states,
+            secret_key,
+            telemetry,
+            status,
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.config.mode
+    }
+
+    /// The interval in force: `--check-interval`, else the config's.
+    pub fn interval(&self) -> Duration {
+        effective_interval(&self.config, &self.overrides)
+    }
+
+    pub fn telemetry(&self) -> &Arc<Telemetry> {
+        &self.telemetry
+    }
+
+    pub fn status(&self) -> &Arc<AgentStatus> {
+        &self.status
+    }
+
+    /// SIGHUP (§9): re-reads the whole config file. One that fails validation
+    /// leaves the running config in force and says why; settings that need a
+    /// restart (the state path, the listen address, TLS) are kept and named.
+    /// Returns whether the new config was taken.
+    pub fn reload(&mut self) -> bool {
+        let (config, warnings) = match crate::config::load(&self.config_path) {
+            Ok(loaded) => loaded,
+            Err(errors) => {
+                for e in &errors {
+                    tracing::error!(error = %e, "Config reload refused; the running config stays in force.");
+                }
+                self.telemetry.metrics().config_reloaded(false);
+                return false;
+            }
+        };
+        for w in &warnings {
+            tracing::warn!("{w}");
+        }
+        let mut config = config;
+        if config.state.path != self.config.state.path {
+            tracing::warn!(
+                "state.path changed from {} to {}; it takes effect after a restart.",
+                self.config.state.path.display(),
+                config.state.path.display()
+            );
+            config.state = self.config.state.clone();
+        }
+        if config.server != self.config.server {
+            tracing::warn!("[server] changed; it takes effect after a restart.");
+            config.server = self.config.server.clone();
+        }
+        let config = Arc::new(config);
+        let checker = match Checker::new(Arc::clone(&config), self.secret_key.clone()) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "Config reload refused; the running config stays in force.");
+                self.telemetry.metrics().config_reloaded(false);
+                return false;
+            }
+        };
+        self.bots = shard_bots(&config.bots, self.overrides.shard);
+        self.config = config;
+        self.checker = checker;
+        let interval = self.interval();
+        self.status.reconfigure(self.config.mode, interval);
+        self.telemetry
+            .metrics()
+            .set_agent_info(agent_info(&self.config, &self.overrides));
+        if self.config.mode == Mode::Off {
+            self.telemetry.metrics().forget_bots();
+        }
+        self.telemetry.metrics().config_reloaded(true);
+        tracing::info!(
+            mode = self.config.mode.as_str(),
+            bots = self.bots.len(),
+            interval_s = interval.as_secs(),
+            "Config reloaded."
+        );
+        true
+    }
+
+    /// Before every check (§9): the registry file is read again. A registry
+    /// that fails validation (zero bots included) keeps the previous one.
+    fn reread_registry(&mut self) {
+        if self.config.registry_file.is_none() {
+            return;
+        }
+        match crate::config::load_registry(&self.config) {
+            Ok(bots) => {
+                let mine = shard_bots(&bots, self.overrides.shard);
+                if mine != self.bots {
+                    tracing::info!(
+                        before = self.bots.len(),
+                        after = mine.len(),
+                        "Registry changed."
+                    );
+                    self.bots = mine;
+                }
+                self.telemetry.metrics().config_reloaded(true);
+            }
+            Err(errors) => {
+                for e in &errors {
+                    tracing::error!(error = %e, "Registry re-read refused; the previous registry stays in force.");
+                }
+                self.telemetry.metrics().config_reloaded(false);
+            }
+        }
+    }
+}
+
+/// `drift_detector_info` and the interval gauge for a config.
+pub fn agent_info(config: &Config, overrides: &Overrides) -> AgentInfo {
+    AgentInfo {
+        mode: config.mode,
+        branch: config.repo.branch.clone(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        shard: overrides.shard,
+        check_interval: effective_interval(config, overrides),
+    }
+}
+
+fn effective_interval(config: &Config, overrides: &Overrides) -> Duration {
+    overrides.check_interval.unwrap_or(config.check_interval)
+}
+
+fn shard_bots(bots: &[Bot], shard: Shard) -> Vec<Bot> {
+    bots.iter()
+        .filter(|b| shard.owns(b.slug.as_str()))
+        .cloned()
+        .collect()
+}
