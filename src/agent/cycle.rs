@@ -34,6 +34,17 @@ pub struct CheckResult {
     pub successful: bool,
 }
 
+/// A finished check as the rest of the process sees it (the admin API's last
+/// reports, the demo's narration): published after its telemetry went out.
+#[derive(Debug)]
+pub struct CheckView {
+    pub result: CheckResult,
+    /// As emitted (latched), in slug order.
+    pub reports: Vec<ConfigDriftReport>,
+    /// Episodes this check ended: (bot slug, resolution).
+    pub resolved: Vec<(String, Resolution)>,
+}
+
 /// A check evaluated but not yet latched, stored or emitted.
 pub struct Evaluation {
     outcome: CheckOutcome,
@@ -169,6 +180,16 @@ impl Agent {
                 commit: commit.as_deref(),
             },
         );
+        let resolved: Vec<(String, Resolution)> = bots
+            .iter()
+            .filter_map(|b| Some((b.slug.as_str(), self.states.get(b.slug.as_str())?)))
+            .flat_map(|(slug, state)| {
+                state
+                    .unemitted
+                    .iter()
+                    .map(move |r| (slug.to_owned(), r.clone()))
+            })
+            .collect();
         self.forget_emitted(&bots).await;
         if successful {
             self.status.record_success(ended_at_ms);
@@ -186,6 +207,11 @@ impl Agent {
             successful,
         };
         tracing::debug!(?trigger, ?result, "Check done.");
+        self.views.send_replace(Some(Arc::new(CheckView {
+            result: result.clone(),
+            reports,
+            resolved,
+        })));
         result
     }
 

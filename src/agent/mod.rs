@@ -9,6 +9,8 @@
 pub mod cycle;
 pub mod schedule;
 
+pub use cycle::{CheckResult, CheckView};
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -21,6 +23,8 @@ use crate::latch::{BotState, StateStore};
 use crate::server::AgentStatus;
 use crate::shard::Shard;
 use crate::telemetry::{AgentInfo, Telemetry};
+
+use tokio::sync::watch;
 
 /// sled's page cache: enough for a large fleet's states (a few KiB each) while
 /// keeping the agent's memory predictable (§9: the cache is bounded).
@@ -56,6 +60,8 @@ pub struct Agent {
     secret_key: SecretKey,
     telemetry: Arc<Telemetry>,
     status: Arc<AgentStatus>,
+    /// The last finished check, for whoever watches (`subscribe`).
+    views: watch::Sender<Option<Arc<CheckView>>>,
 }
 
 impl Agent {
@@ -85,7 +91,13 @@ impl Agent {
             secret_key,
             telemetry,
             status,
+            views: watch::Sender::new(None),
         })
+    }
+
+    /// Follows finished checks: the receiver always holds the latest.
+    pub fn subscribe(&self) -> watch::Receiver<Option<Arc<CheckView>>> {
+        self.views.subscribe()
     }
 
     pub fn config(&self) -> &Config {

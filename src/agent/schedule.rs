@@ -104,3 +104,103 @@ async fn one_check(
 async fn stopping(shutdown: &mut watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|stop| *stop).await;
 }
+
+/// An agent running on the current tokio runtime with its HTTP server.
+pub struct Running {
+    /// Where the server listens (the real port when `server.listen` asked for 0).
+    pub addr: std::net::SocketAddr,
+    views: watch::Receiver<Option<std::sync::Arc<super::CheckView>>>,
+    commands: mpsc::Sender<Command>,
+    reloads: mpsc::Sender<()>,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// Starts the scheduler and the server (§12) on `listener`.
+pub fn start(
+    agent: Agent,
+    listener: tokio::net::TcpListener,
+    server: crate::server::ServerState,
+) -> std::io::Result<Running> {
+    let addr = listener.local_addr()?;
+    let (stop, stop_rx) = watch::channel(false);
+    let (reloads, reload_rx) = mpsc::channel(4);
+    let (commands, command_rx) = mpsc::channel(16);
+    let views = agent.subscribe();
+    let mut server_stop = stop_rx.clone();
+    let server = tokio::spawn(crate::server::serve(
+        listener,
+        crate::server::router(server),
+        async move {
+            let _ = server_stop.wait_for(|stop| *stop).await;
+        },
+    ));
+    let task = tokio::spawn(async move {
+        let agent = run(
+            agent,
+            Inputs {
+                reloads: reload_rx,
+                commands: command_rx,
+                shutdown: stop_rx,
+            },
+        )
+        .await;
+        // Closes the state database (flushed by every check already).
+        drop(agent);
+        match tokio::time::timeout(Duration::from_secs(5), server).await {
+            Ok(Ok(Err(e))) => tracing::warn!(error = %e, "The HTTP server stopped with an error."),
+            Err(_) => tracing::warn!("The HTTP server did not stop within 5 s."),
+            _ => {}
+        }
+    });
+    Ok(Running {
+        addr,
+        views,
+        commands,
+        reloads,
+        stop,
+        task,
+    })
+}
+
+impl Running {
+    /// Follows finished checks.
+    pub fn views(&self) -> watch::Receiver<Option<std::sync::Arc<super::CheckView>>> {
+        self.views.clone()
+    }
+
+    /// For the admin API: manual checks.
+    pub fn commands(&self) -> mpsc::Sender<Command> {
+        self.commands.clone()
+    }
+
+    /// As SIGHUP: reload the config, then check at once.
+    pub fn reload(&self) {
+        // One queued reload covers any asked for before it runs.
+        let _ = self.reloads.try_send(());
+    }
+
+    /// A reload trigger that outlives borrowing `self` (signal handlers).
+    pub fn reloader(&self) -> impl Fn() + Send + 'static {
+        let reloads = self.reloads.clone();
+        move || {
+            let _ = reloads.try_send(());
+        }
+    }
+
+    /// A handle that asks for shutdown (SIGTERM/SIGINT).
+    pub fn stopper(&self) -> watch::Sender<bool> {
+        self.stop.clone()
+    }
+
+    /// Asks for shutdown and waits until the agent and its server stopped.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+
+    /// Waits until something asked for shutdown and everything stopped.
+    pub async fn join(self) {
+        let _ = self.task.await;
+    }
+}

@@ -7,9 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, watch};
-
-use crate::agent::schedule::{self, Inputs};
+use crate::agent::schedule;
 use crate::agent::{Agent, Overrides, STATE_CACHE_BYTES, agent_info};
 use crate::latch::StateStore;
 use crate::server::{AgentStatus, ServerState};
@@ -122,61 +120,34 @@ async fn serve_until_shutdown(
     telemetry: &Arc<Telemetry>,
     status: &Arc<AgentStatus>,
 ) -> anyhow::Result<()> {
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let (reload_tx, reload_rx) = mpsc::channel(4);
-    let (_command_tx, command_rx) = mpsc::channel(16);
-    spawn_signal_handlers(stop_tx, reload_tx)?;
-
     let metrics_source = Arc::clone(telemetry);
     let state = ServerState {
         status: Arc::clone(status),
         metrics: Arc::new(move || metrics_source.metrics().render_prometheus()),
     };
-    let addr = listener.local_addr()?;
-    let mut server_stop = stop_rx.clone();
-    let server = tokio::spawn(crate::server::serve(
-        listener,
-        crate::server::router(state),
-        async move {
-            let _ = server_stop.wait_for(|stop| *stop).await;
-        },
-    ));
+    let (mode, interval, bots) = (agent.mode(), agent.interval(), agent.config().bots.len());
+    let running = schedule::start(agent, listener, state)?;
+    spawn_signal_handlers(&running)?;
     tracing::info!(
-        listen = %addr,
-        mode = agent.mode().as_str(),
-        interval = %humantime::format_duration(agent.interval()),
-        bots = agent.config().bots.len(),
+        listen = %running.addr,
+        mode = mode.as_str(),
+        interval = %humantime::format_duration(interval),
+        bots,
         "Agent started."
     );
-
-    let agent = schedule::run(
-        agent,
-        Inputs {
-            reloads: reload_rx,
-            commands: command_rx,
-            shutdown: stop_rx,
-        },
-    )
-    .await;
-    tracing::info!("Shutting down.");
-    drop(agent);
-    match tokio::time::timeout(Duration::from_secs(5), server).await {
-        Ok(Ok(Err(e))) => tracing::warn!(error = %e, "The HTTP server stopped with an error."),
-        Err(_) => tracing::warn!("The HTTP server did not stop within 5 s."),
-        _ => {}
-    }
+    running.join().await;
+    tracing::info!("Shut down.");
     Ok(())
 }
 
 /// SIGTERM and SIGINT ask for shutdown; each SIGHUP asks for a reload.
-fn spawn_signal_handlers(
-    stop: watch::Sender<bool>,
-    reload: mpsc::Sender<()>,
-) -> anyhow::Result<()> {
+fn spawn_signal_handlers(running: &schedule::Running) -> anyhow::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;
+    let stop = running.stopper();
+    let reloads = running.reloader();
     tokio::spawn(async move {
         loop {
             tokio::select! {
@@ -184,11 +155,11 @@ fn spawn_signal_handlers(
                 _ = int.recv() => break,
                 _ = hup.recv() => {
                     tracing::info!("SIGHUP: reloading the config.");
-                    // A reload already queued covers this one too.
-                    let _ = reload.try_send(());
+                    reloads();
                 }
             }
         }
+        tracing::info!("Shutting down.");
         let _ = stop.send(true);
     });
     Ok(())
