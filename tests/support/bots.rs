@@ -64,6 +64,21 @@ impl BotServer {
     }
 }
 
+/// A live edit through a bot's admin endpoint (`POST /admin/PATH`), as an
+/// on-call would make it in the bot's admin UI.
+pub fn admin_edit(addr: SocketAddr, path: &str, config: &str) {
+    let mut s = TcpStream::connect(addr).expect("the bot's admin endpoint answers");
+    write!(
+        s,
+        "POST /admin{path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{config}",
+        config.len()
+    )
+    .expect("admin request sent");
+    let mut answer = String::new();
+    std::io::Read::read_to_string(&mut s, &mut answer).expect("admin answer");
+    assert!(answer.starts_with("HTTP/1.1 204"), "admin edit refused: {answer}");
+}
+
 /// A port nothing listens on.
 pub fn dead_url() -> String {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -82,6 +97,7 @@ fn serve(stream: TcpStream, routes: &Mutex<HashMap<String, Reply>>, requests: &A
         if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
             return;
         }
+        let mut length = 0usize;
         loop {
             let mut h = String::new();
             if reader.read_line(&mut h).unwrap_or(0) == 0 {
@@ -90,13 +106,38 @@ fn serve(stream: TcpStream, routes: &Mutex<HashMap<String, Reply>>, requests: &A
             if h == "\r\n" || h == "\n" {
                 break;
             }
+            if let Some((name, value)) = h.split_once(':')
+                && name.eq_ignore_ascii_case("content-length")
+            {
+                length = value.trim().parse().unwrap_or(0);
+            }
+        }
+        let mut body = vec![0u8; length];
+        if std::io::Read::read_exact(&mut reader, &mut body).is_err() {
+            return;
+        }
+        let mut words = request_line.split_whitespace();
+        let method = words.next().unwrap_or("GET").to_owned();
+        let path = words.next().unwrap_or("/").to_owned();
+        // The bot's admin endpoint: an on-call's live edit, `POST /admin/PATH`
+        // with the new running config as the body.
+        if method == "POST"
+            && let Some(target) = path.strip_prefix("/admin")
+        {
+            let config = String::from_utf8_lossy(&body).into_owned();
+            routes
+                .lock()
+                .expect("routes")
+                .insert(target.to_owned(), Reply::Json(config));
+            if out
+                .write_all(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n")
+                .is_err()
+            {
+                return;
+            }
+            continue;
         }
         requests.fetch_add(1, Ordering::SeqCst);
-        let path = request_line
-            .split_whitespace()
-            .nth(1)
-            .unwrap_or("/")
-            .to_owned();
         let reply = routes
             .lock()
             .expect("routes")

@@ -2,6 +2,7 @@
 //! by a real loopback HTTP server, the built binary run in a fresh temp dir.
 #![allow(dead_code)]
 
+pub mod agent;
 pub mod bots;
 pub mod fleet;
 pub mod repo;

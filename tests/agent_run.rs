@@ -1,0 +1,525 @@
+//! The agent through its binary (`run`): live edits found within one interval,
+//! latches that survive SIGKILL, RESOLVED once with what resolved it, repo
+//! outages and recovery, health, reloads, registry re-reads, modes, startup
+//! errors and clean shutdown. Real parts only: fixture repos with real commits,
+//! bots on loopback HTTP with an admin endpoint, a real sled database.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use config_drift_detector::latch::StateStore;
+use support::agent::{AgentProcess, field, field_f64, free_addr, series_value};
+use support::bots::{BotServer, Reply, admin_edit};
+use support::repo::FixtureRepo;
+
+/// Generous bound for anything that should take one or two 1 s intervals: a
+/// busy 2-core CI machine must not make these flaky.
+const SOON: Duration = Duration::from_secs(30);
+
+const SYNCED: &str = r#"{"limit": 10, "mode": "safe", "venues": ["a", "b"]}"#;
+
+fn with_limit(limit: u32) -> String {
+    format!(r#"{{"limit": {limit}, "mode": "safe", "venues": ["a", "b"]}}"#)
+}
+
+/// A repo, bots serving what is committed, and a config for them.
+struct Fleet {
+    repo: FixtureRepo,
+    bots: BotServer,
+    dir: tempfile::TempDir,
+    addr: SocketAddr,
+}
+
+impl Fleet {
+    fn new(slugs: &[&str]) -> Fleet {
+        let repo = FixtureRepo::new();
+        let bots = BotServer::start();
+        for slug in slugs {
+            repo.write(&format!("bots/{slug}.json"), SYNCED);
+            bots.set(&format!("/{slug}"), Reply::Json(SYNCED.into()));
+        }
+        repo.commit("initial configs");
+        Fleet {
+            repo,
+            bots,
+            dir: tempfile::tempdir().expect("temp dir"),
+            addr: free_addr(),
+        }
+    }
+
+    /// Writes the config: `top` at the top level, `repo_extra` inside [repo].
+    fn config(&self, slugs: &[&str], top: &str, repo_extra: &str) -> PathBuf {
+        let bots: String = slugs
+            .iter()
+            .map(|s| {
+                format!(
+                    "[[bots]]\nslug = {s:?}\nruntime = {:?}\n\n",
+                    self.bots.url(&format!("/{s}"))
+                )
+            })
+            .collect();
+        self.write_config(top, repo_extra, &bots)
+    }
+
+    fn write_config(&self, top: &str, repo_extra: &str, bots: &str) -> PathBuf {
+        let text = format!(
+            "{top}\n[repo]\nurl = {:?}\nbranch = \"main\"\nconfig_path = \"bots/{{slug}}.json\"\ncheckout_dir = \"state/repo\"\n{repo_extra}\n[state]\npath = \"state/db\"\n[server]\nlisten = \"{}\"\n\n{bots}",
+            self.repo.path().display().to_string(),
+            self.addr
+        );
+        let path = self.dir.path().join("config.toml");
+        std::fs::write(&path, text).expect("config written");
+        path
+    }
+
+    fn start(&self, config: &Path, interval: &str) -> AgentProcess {
+        AgentProcess::start(config, self.addr, &["--check-interval", interval], &[])
+    }
+
+    fn edit(&self, slug: &str, config: &str) {
+        admin_edit(self.bots.addr, &format!("/{slug}"), config);
+    }
+
+    fn state_db(&self) -> PathBuf {
+        self.dir.path().join("state/db")
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64
+}
+
+fn episode_started(episode_id: &str) -> i64 {
+    episode_id
+        .rsplit('-')
+        .next()
+        .and_then(|ms| ms.parse().ok())
+        .unwrap_or_else(|| panic!("episode id {episode_id} ends in its start ms"))
+}
+
+#[test]
+fn live_edit_through_the_admin_endpoint_is_reported_within_one_interval() {
+    let slugs = ["mm.spread", "risk.killswitch"];
+    let fleet = Fleet::new(&slugs);
+    let config = fleet.config(&slugs, "", "");
+    let agent = fleet.start(&config, "2s");
+    agent.wait_series(r#"bots_in_drift{bot_id="risk.killswitch"}"#, 0.0, SOON);
+    agent.wait_series(r#"bots_in_drift{bot_id="mm.spread"}"#, 0.0, SOON);
+
+    let edited_at = now_ms();
+    fleet.edit("risk.killswitch", &with_limit(12));
+
+    let record = agent.wait_gov(
+        "GOV_CONFIG_DRIFT_DETECTED",
+        Some("risk.killswitch"),
+        SOON,
+        |_| true,
+    );
+    assert_eq!(field(&record, "fields_drifted"), Some("limit"));
+    assert_eq!(field(&record, "severity_class"), Some("P3"));
+    assert_eq!(record["level"], "WARN");
+    let started = episode_started(field(&record, "episode_id").expect("episode_id"));
+    // The check that saw it started at most one interval after the edit (plus
+    // scheduling slack), since checks start every interval.
+    assert!(
+        started <= edited_at + 2_000 + 1_000,
+        "the drift was first seen {} ms after the edit",
+        started - edited_at
+    );
+    agent.wait_series(r#"bots_in_drift{bot_id="risk.killswitch"}"#, 1.0, SOON);
+    let page = agent.metrics();
+    assert_eq!(
+        series_value(&page, r#"drift_fields{bot_id="risk.killswitch"}"#),
+        Some(1.0)
+    );
+    assert_eq!(
+        series_value(
+            &page,
+            r#"drift_since_timestamp_seconds{bot_id="risk.killswitch"}"#
+        ),
+        Some(started as f64 / 1000.0)
+    );
+    assert_eq!(
+        series_value(&page, r#"bots_in_drift{bot_id="mm.spread"}"#),
+        Some(0.0)
+    );
+    assert!(
+        agent
+            .gov("GOV_CONFIG_DRIFT_DETECTED", Some("mm.spread"))
+            .is_empty()
+    );
+}
+
+#[test]
+fn latch_survives_sigkill_and_resolves_once_by_commit_then_by_revert() {
+    let fleet = Fleet::new(&["alpha"]);
+    let config = fleet.config(&["alpha"], "", "");
+    let mut first = fleet.start(&config, "1s");
+    fleet.edit("alpha", &with_limit(12));
+    let detected = first.wait_gov("GOV_CONFIG_DRIFT_DETECTED", Some("alpha"), SOON, |_| true);
+    let episode = field(&detected, "episode_id")
+        .expect("episode_id")
+        .to_owned();
+    first.wait_checks(1, SOON);
+    first.kill9();
+
+    let since_before = latched_since(&fleet.state_db(), "alpha", &episode);
+
+    // Restart: the same episode is re-emitted by the check at start.
+    let mut second = fleet.start(&config, "1s");
+    let again = second.wait_gov("GOV_CONFIG_DRIFT_DETECTED", Some("alpha"), SOON, |_| true);
+    assert_eq!(field(&again, "episode_id"), Some(episode.as_str()));
+    second.wait_series(
+        r#"drift_since_timestamp_seconds{bot_id="alpha"}"#,
+        episode_started(&episode) as f64 / 1000.0,
+        SOON,
+    );
+    assert!(second.terminate(SOON).success());
+    assert_eq!(
+        latched_since(&fleet.state_db(), "alpha", &episode),
+        since_before,
+        "since_ts_ms survives restarts"
+    );
+
+    // A commit adopting the running value resolves it, naming the commit.
+    let mut third = fleet.start(&config, "1s");
+    fleet.repo.write("bots/alpha.json", &with_limit(12));
+    let adopted = fleet.repo.commit("adopt limit 12 for alpha");
+    let resolved = third.wait_gov("GOV_CONFIG_DRIFT_RESOLVED", Some("alpha"), SOON, |_| true);
+    assert_eq!(field(&resolved, "episode_id"), Some(episode.as_str()));
+    assert_eq!(field(&resolved, "resolved_by"), Some("commit"));
+    assert_eq!(field(&resolved, "commit_sha"), Some(adopted.as_str()));
+    assert!(field_f64(&resolved, "resolution_minutes").is_some_and(|m| m > 0.0));
+    third.wait_checks(2, SOON);
+    assert_eq!(
+        third.gov("GOV_CONFIG_DRIFT_RESOLVED", Some("alpha")).len(),
+        1,
+        "RESOLVED once per episode"
+    );
+    third.wait_series(r#"bots_in_drift{bot_id="alpha"}"#, 0.0, SOON);
+    third.kill9();
+
+    // No duplicate after another crash and restart.
+    let fourth = fleet.start(&config, "1s");
+    fourth.wait_checks(2, SOON);
+    assert!(
+        fourth
+            .gov("GOV_CONFIG_DRIFT_RESOLVED", Some("alpha"))
+            .is_empty(),
+        "a RESOLVED recorded as emitted is not emitted again:\n{}",
+        fourth.log_text()
+    );
+
+    // A new live edit opens a new episode; undoing it on the bot is a revert.
+    fleet.edit("alpha", &with_limit(15));
+    let detected = fourth.wait_gov("GOV_CONFIG_DRIFT_DETECTED", Some("alpha"), SOON, |_| true);
+    let second_episode = field(&detected, "episode_id")
+        .expect("episode_id")
+        .to_owned();
+    assert_ne!(second_episode, episode);
+    fleet.edit("alpha", &with_limit(12));
+    let reverted = fourth.wait_gov("GOV_CONFIG_DRIFT_RESOLVED", Some("alpha"), SOON, |_| true);
+    assert_eq!(field(&reverted, "episode_id"), Some(second_episode.as_str()));
+    assert_eq!(field(&reverted, "resolved_by"), Some("revert"));
+    assert_eq!(field(&reverted, "commit_sha"), Some(""));
+}
+
+/// `since_ts_ms` of the latched `limit` field, read from the state database
+/// while no agent holds it.
+fn latched_since(db: &Path, slug: &str, episode: &str) -> i64 {
+    let store = StateStore::open(db, 8 << 20).expect("the state opens");
+    let states = store.load_all().expect("the state loads");
+    let e = states[slug].episode.as_ref().expect("an open episode");
+    assert_eq!(e.id, episode);
+    e.fields["limit"].since_ts_ms
+}
+
+#[test]
+fn blocked_repo_makes_every_bot_unknown_keeps_the_latch_and_recovers() {
+    let fleet = Fleet::new(&["alpha", "beta"]);
+    let config = fleet.config(&["alpha", "beta"], "", "max_staleness_s = 3");
+    fleet.edit("alpha", &with_limit(12));
+    let agent = fleet.start(&config, "1s");
+    let detected = agent.wait_gov("GOV_CONFIG_DRIFT_DETECTED", Some("alpha"), SOON, |_| true);
+    let episode = field(&detected, "episode_id").expect("episode").to_owned();
+    agent.wait_series(r#"bots_in_drift{bot_id="alpha"}"#, 1.0, SOON);
+
+    let away = fleet.repo.block();
+    for slug in ["alpha", "beta"] {
+        let unknown = agent.wait_gov("GOV_CONFIG_DRIFT_UNKNOWN", Some(slug), SOON, |r| {
+            field(r, "unknown_reason") == Some("repo_unreachable")
+        });
+        assert_eq!(field(&unknown, "severity_class"), Some("P3"));
+    }
+    // UNKNOWN never clears a latch: alpha is still in its episode.
+    agent.wait_series(r#"bots_in_unknown{bot_id="alpha"}"#, 1.0, SOON);
+    let page = agent.metrics();
+    assert_eq!(
+        series_value(&page, r#"bots_in_drift{bot_id="alpha"}"#),
+        Some(1.0)
+    );
+    assert_eq!(
+        series_value(&page, r#"drift_fields{bot_id="alpha"}"#),
+        Some(1.0)
+    );
+    assert!(series_value(&page, "drift_repo_fetch_errors_total").is_some_and(|n| n >= 1.0));
+
+    agent.wait_gov("GOV_CONFIG_DRIFT_UNKNOWN", Some("beta"), SOON, |r| {
+        field(r, "unknown_reason") == Some("repo_stale")
+    });
+
+    fleet.repo.unblock(&away);
+    let recovered_from = now_ms();
+    agent.wait_series(r#"bots_in_unknown{bot_id="beta"}"#, 0.0, SOON);
+    agent.wait_series(r#"bots_in_unknown{bot_id="alpha"}"#, 0.0, SOON);
+    let back = agent.wait_gov("GOV_CONFIG_DRIFT_DETECTED", Some("alpha"), SOON, |r| {
+        episode_started(field(r, "episode_id").unwrap_or("x-0")) > 0
+            && agent_record_after(r, recovered_from)
+    });
+    assert_eq!(
+        field(&back, "episode_id"),
+        Some(episode.as_str()),
+        "the same episode"
+    );
+    assert!(
+        agent
+            .gov("GOV_CONFIG_DRIFT_RESOLVED", Some("alpha"))
+            .is_empty()
+    );
+    let last_success = agent
+        .series("drift_last_success_timestamp_seconds")
+        .expect("last success");
+    assert!(last_success * 1000.0 >= recovered_from as f64);
+    let (code, _) = agent
+        .get("/healthz/config_drift_detector")
+        .expect("health answers");
+    assert_eq!(code, 200);
+}
+
+fn agent_record_after(record: &serde_json::Value, ms: i64) -> bool {
+    let ts = record["timestamp"].as_str().unwrap_or("");
+    humantime::parse_rfc3339_weak(ts.trim_end_matches('Z'))
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .is_some_and(|d| d.as_millis() as i64 >= ms)
+}
+
+/// Health waits one interval plus 60 s of grace (§12), so this test takes over a
+/// minute; it runs beside the others.
+#[test]
+fn health_turns_503_when_checks_stop_succeeding_and_200_again_after() {
+    let fleet = Fleet::new(&["alpha"]);
+    let config = fleet.config(&["alpha"], "", "");
+    let agent = fleet.start(&config, "1s");
+    let healthy = poll_health(&agent, 200, SOON);
+    assert_eq!(healthy["mode"], "shadow");
+    assert_eq!(healthy["paused"], false);
+    assert!(healthy["last_success_ms"].as_i64().is_some());
+
+    let away = fleet.repo.block();
+    let blocked_at = Instant::now();
+    let sick = poll_health(&agent, 503, Duration::from_secs(1 + 60 + 60));
+    assert!(
+        blocked_at.elapsed() >= Duration::from_secs(60),
+        "503 only after interval + 60 s"
+    );
+    assert!(sick["last_success_ms"].as_i64().is_some());
+
+    fleet.repo.unblock(&away);
+    poll_health(&agent, 200, SOON);
+}
+
+fn poll_health(agent: &AgentProcess, code: u16, deadline: Duration) -> serde_json::Value {
+    support::poll(deadline, &format!("health {code}"), || {
+        let (got, body) = agent.get("/healthz/config_drift_detector")?;
+        (got == code).then(|| serde_json::from_str(&body).expect("health is JSON"))
+    })
+}
+
+#[test]
+fn sighup_with_a_broken_config_keeps_the_running_one_and_a_good_one_applies() {
+    let fleet = Fleet::new(&["alpha"]);
+    let config = fleet.config(&["alpha"], "", "");
+    let agent = fleet.start(&config, "1s");
+    agent.wait_series(r#"bots_in_drift{bot_id="alpha"}"#, 0.0, SOON);
+
+    let good = std::fs::read_to_string(&config).expect("config");
+    std::fs::write(&config, format!("chek_interval_minutes = 5\n{good}")).expect("write");
+    agent.signal(libc::SIGHUP);
+    agent.wait_series("drift_config_reload_failures_total", 1.0, SOON);
+    assert_eq!(
+        agent.series("drift_config_last_reload_successful"),
+        Some(0.0)
+    );
+    let refused = agent
+        .records()
+        .into_iter()
+        .find(|r| field(r, "message").is_some_and(|m| m.starts_with("Config reload refused")))
+        .expect("the refusal is logged");
+    assert!(
+        field(&refused, "error").is_some_and(|e| e.contains("chek_interval_minutes")),
+        "{refused}"
+    );
+    // Still checking with the old config.
+    agent.wait_checks(2, SOON);
+
+    std::fs::write(&config, format!("mode = \"advisory\"\n{good}")).expect("write");
+    agent.signal(libc::SIGHUP);
+    agent.wait_series(
+        r#"drift_detector_info{branch="main",mode="advisory",shard="1/1",version="0.1.0"}"#,
+        1.0,
+        SOON,
+    );
+    let page = agent.metrics();
+    assert!(
+        !page.contains(r#"mode="shadow""#),
+        "the old info series is gone"
+    );
+    assert_eq!(
+        series_value(&page, "drift_config_last_reload_successful"),
+        Some(1.0)
+    );
+    let (_, health) = agent.get("/healthz/config_drift_detector").expect("health");
+    assert!(health.contains(r#""mode":"advisory""#), "{health}");
+}
+
+#[test]
+fn registry_file_is_reread_before_each_check_and_an_empty_one_is_refused() {
+    let fleet = Fleet::new(&["alpha", "beta"]);
+    let registry = fleet.dir.path().join("registry.toml");
+    let entry = |s: &str| {
+        format!(
+            "[[bots]]\nslug = {s:?}\nruntime = {:?}\n\n",
+            fleet.bots.url(&format!("/{s}"))
+        )
+    };
+    std::fs::write(&registry, entry("alpha") + &entry("beta")).expect("registry");
+    let config = fleet.write_config("registry_file = \"registry.toml\"", "", "");
+    let agent = fleet.start(&config, "1s");
+    agent.wait_series(r#"bots_in_drift{bot_id="beta"}"#, 0.0, SOON);
+    assert_eq!(agent.series("drift_registry_bots"), Some(2.0));
+
+    std::fs::write(&registry, entry("alpha")).expect("registry");
+    support::poll(SOON, "beta's series deleted", || {
+        (!agent.metrics().contains(r#"bot_id="beta""#)).then_some(())
+    });
+    assert_eq!(agent.series("drift_registry_bots"), Some(1.0));
+
+    // A truncated registry must not read as "no drift".
+    std::fs::write(&registry, "").expect("registry");
+    agent.wait_series("drift_config_last_reload_successful", 0.0, SOON);
+    assert!(agent.series("drift_config_reload_failures_total") >= Some(1.0));
+    agent.wait_checks(1, SOON);
+    assert_eq!(agent.series("drift_registry_bots"), Some(1.0));
+    assert_eq!(
+        agent.series(r#"bots_in_drift{bot_id="alpha"}"#),
+        Some(0.0)
+    );
+}
+
+#[test]
+fn mode_off_runs_no_checks_has_no_bot_series_and_is_healthy() {
+    let fleet = Fleet::new(&["alpha"]);
+    let config = fleet.config(&["alpha"], "mode = \"off\"", "");
+    let mut agent = fleet.start(&config, "1s");
+    let (code, body) = agent.get("/healthz/config_drift_detector").expect("health");
+    assert_eq!(code, 200);
+    assert!(body.contains(r#""mode":"off""#), "{body}");
+    let page = agent.metrics();
+    assert!(!page.contains("bot_id="), "no per-bot series in mode off:\n{page}");
+    assert_eq!(
+        series_value(
+            &page,
+            r#"drift_detector_info{branch="main",mode="off",shard="1/1",version="0.1.0"}"#
+        ),
+        Some(1.0)
+    );
+    assert_eq!(agent.checks(), 0);
+    assert!(agent.terminate(SOON).success());
+    assert_eq!(agent.checks(), 0, "no check ran in mode off");
+}
+
+#[test]
+fn sigterm_and_sigint_stop_the_agent_cleanly_with_exit_0() {
+    for signal in [libc::SIGTERM, libc::SIGINT] {
+        let fleet = Fleet::new(&["alpha"]);
+        let config = fleet.config(&["alpha"], "", "");
+        let mut agent = fleet.start(&config, "1s");
+        agent.wait_checks(1, SOON);
+        agent.signal(signal);
+        let status = agent.wait_exit(SOON);
+        assert!(status.success(), "signal {signal}: {status}");
+        // The state was flushed and closed: it opens at once.
+        StateStore::open(&fleet.state_db(), 8 << 20).expect("the state opens after exit");
+    }
+}
+
+#[test]
+fn startup_errors_exit_1_with_one_sentence() {
+    let fleet = Fleet::new(&["alpha"]);
+
+    // A bad config.
+    let config = fleet.config(&["alpha"], "check_interval_minutes = 90", "");
+    let out = support::run(
+        &["run", "--config", config.to_str().expect("utf-8")],
+        fleet.dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        support::stderr(&out).contains("check_interval_minutes"),
+        "{}",
+        support::stderr(&out)
+    );
+
+    // --check-interval below 1 s.
+    let config = fleet.config(&["alpha"], "", "");
+    let c = config.to_str().expect("utf-8");
+    let out = support::run(
+        &["run", "--config", c, "--check-interval", "500ms"],
+        fleet.dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(support::stderr(&out).contains("at least 1s"));
+
+    // The port is taken.
+    let taken = std::net::TcpListener::bind(fleet.addr).expect("hold the port");
+    let out = support::run(&["run", "--config", c], fleet.dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        support::stderr(&out).contains(&format!("cannot listen on {}", fleet.addr)),
+        "{}",
+        support::stderr(&out)
+    );
+    drop(taken);
+
+    // A corrupt state database: named, never reset.
+    let mut agent = fleet.start(&config, "1s");
+    agent.wait_checks(1, SOON);
+    assert!(agent.terminate(SOON).success());
+    drop(agent);
+    {
+        let db = sled::Config::new()
+            .path(fleet.state_db())
+            .open()
+            .expect("sled");
+        let bots = db.open_tree("bots").expect("tree");
+        let mut value = bots.get("alpha").expect("read").expect("alpha").to_vec();
+        let middle = value.len() / 2;
+        value[middle] ^= 0x01;
+        bots.insert("alpha", value).expect("write");
+        db.flush().expect("flush");
+    }
+    let out = support::run(&["run", "--config", c], fleet.dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    let err = support::stderr(&out);
+    assert!(
+        err.contains(&fleet.state_db().display().to_string()) && err.contains("corrupt"),
+        "{err}"
+    );
+}
