@@ -510,7 +510,8 @@ struct Caches {
 
 /// A bot's running config after parsing and canonicalisation, or why not.
 enum RunningSide {
-    Ready(Box<Canonical>),
+    /// With the source's `loaded_at_ms`, when it gave one.
+    Ready(Box<Canonical>, Option<i64>),
     Failed(FetchFailure),
     /// Its schema does not compile: the committed side reports that.
     NoSchema,
@@ -675,7 +676,10 @@ fn running_side(
         None => None,
     };
     match parse_document(&doc.bytes, doc.format, limits) {
-        Ok(value) => RunningSide::Ready(Box::new(canonicalise(value, schema, Side::Running, opts))),
+        Ok(value) => RunningSide::Ready(
+            Box::new(canonicalise(value, schema, Side::Running, opts)),
+            doc.loaded_at_ms,
+        ),
         Err(e) => RunningSide::Failed(FetchFailure {
             reason: UnknownReason::RuntimeBadResponse,
             detail: format!("the running config is not valid: {e}"),
@@ -765,6 +769,10 @@ fn evaluate_bot(
         .copied()
         .unwrap_or(read.snapshot.committed_signature);
     r.content_signature = Some(content);
+    // Reported whenever the bot gave it, even if the committed side then fails.
+    if let Some(RunningSide::Ready(_, loaded_at_ms)) = &running {
+        r.running_loaded_at_ms = *loaded_at_ms;
+    }
 
     if config.repo.require_signed_commits
         && (read.snapshot.committed_signature != SignatureState::Verified
@@ -817,7 +825,7 @@ fn evaluate_bot(
     };
 
     let running = match running {
-        Some(RunningSide::Ready(canonical)) => canonical,
+        Some(RunningSide::Ready(canonical, _)) => canonical,
         Some(RunningSide::Failed(FetchFailure { reason, detail })) => {
             r.set_unknown(reason, detail);
             return (r, None, Observed::new());

@@ -6,10 +6,9 @@ mod runtime_support;
 use std::time::{Duration, Instant};
 
 use config_drift_detector::canon::Format;
-use config_drift_detector::config::RuntimeSource;
 use config_drift_detector::report::UnknownReason;
 use config_drift_detector::runtime::{Fetched, Fetcher, RuntimeSetupError};
-use runtime_support::{Behaviour, bot, free_port, header, http_bot, runtime_config, spawn_bot};
+use runtime_support::{Behaviour, free_port, header, http_bot, runtime_config, spawn_bot};
 
 const OK_BODY: &str = r#"{"max_usd":100}"#;
 
@@ -299,26 +298,6 @@ async fn url_credentials_never_reach_a_detail() {
         assert!(!detail.contains("pa55word"), "{detail}");
         assert!(detail.contains("***@127.0.0.1"), "{detail}");
     }
-}
-
-#[tokio::test]
-async fn grpc_sources_are_unreachable_until_supported() {
-    let bots = [bot(
-        "grpc-bot",
-        RuntimeSource::Grpc {
-            authority: "127.0.0.1:9".into(),
-            tls: false,
-        },
-    )];
-    let fetcher = Fetcher::new(&runtime_config(250, 4, 1024)).unwrap();
-    let got = fetcher.fetch_all(&bots, far_deadline()).await;
-    assert_eq!(
-        failure(&got[0]),
-        (
-            UnknownReason::RuntimeUnreachable,
-            "grpc sources are not supported yet"
-        )
-    );
 }
 
 /// Fleet scale: 10,000 bots over 32 kept-alive loopback connections. Prints the

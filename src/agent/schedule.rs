@@ -116,10 +116,12 @@ pub struct Running {
     task: tokio::task::JoinHandle<()>,
 }
 
-/// Starts the scheduler and the server (§12) on `listener`.
+/// Starts the scheduler and the server (§12) on `listener`, over HTTPS when
+/// `tls` is given.
 pub fn start(
     agent: Agent,
     listener: tokio::net::TcpListener,
+    tls: Option<std::sync::Arc<rustls::ServerConfig>>,
     server: crate::server::ServerState,
 ) -> std::io::Result<Running> {
     let addr = listener.local_addr()?;
@@ -131,6 +133,7 @@ pub fn start(
     let server = tokio::spawn(crate::server::serve(
         listener,
         crate::server::router(server),
+        tls,
         async move {
             let _ = server_stop.wait_for(|stop| *stop).await;
         },

@@ -69,6 +69,13 @@ pub fn run(args: RunArgs<'_>) -> anyhow::Result<u8> {
             ));
         }
     };
+    let tls = match (&config.server.tls_cert, &config.server.tls_key) {
+        (Some(cert), Some(key)) => match crate::server::server_tls_config(cert, key) {
+            Ok(tls) => Some(tls),
+            Err(e) => return fail(&e.to_string()),
+        },
+        _ => None,
+    };
     let info = agent_info(&config, &overrides);
     let telemetry = match Telemetry::init(info.clone()) {
         Ok(t) => Arc::new(t),
@@ -91,9 +98,9 @@ pub fn run(args: RunArgs<'_>) -> anyhow::Result<u8> {
             Arc::clone(&status),
         ) {
             Ok(agent) => agent,
-            Err(e) => return Ok::<u8, anyhow::Error>(fail(&format!("{e:#}"))?),
+            Err(e) => return fail(&format!("{e:#}")),
         };
-        serve_until_shutdown(agent, listener, &telemetry, &status).await?;
+        serve_until_shutdown(agent, listener, tls, &telemetry, &status).await?;
         Ok(exit::OK)
     })?;
     // Outside the runtime: the exporters' own runtime is dropped here.
@@ -117,6 +124,7 @@ pub fn run(args: RunArgs<'_>) -> anyhow::Result<u8> {
 async fn serve_until_shutdown(
     agent: Agent,
     listener: tokio::net::TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
     telemetry: &Arc<Telemetry>,
     status: &Arc<AgentStatus>,
 ) -> anyhow::Result<()> {
@@ -126,10 +134,11 @@ async fn serve_until_shutdown(
         metrics: Arc::new(move || metrics_source.metrics().render_prometheus()),
     };
     let (mode, interval, bots) = (agent.mode(), agent.interval(), agent.config().bots.len());
-    let running = schedule::start(agent, listener, state)?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let running = schedule::start(agent, listener, tls, state)?;
     spawn_signal_handlers(&running)?;
     tracing::info!(
-        listen = %running.addr,
+        listen = %format!("{scheme}://{}", running.addr),
         mode = mode.as_str(),
         interval = %humantime::format_duration(interval),
         bots,

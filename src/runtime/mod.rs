@@ -1,17 +1,19 @@
 //! The running side (the `runtime =` key, §4): fetch every bot's running config
-//! over `http(s)://` or `file://` (`grpc(s)://` comes later) within the check's
-//! latency budget (§8). Every failure becomes an UNKNOWN reason with a detail
-//! sentence, never an error that unwinds the check.
+//! over `http(s)://`, `grpc(s)://` or `file://` within the check's latency
+//! budget (§8). Every failure becomes an UNKNOWN reason with a detail sentence,
+//! never an error that unwinds the check.
 //!
 //! This module only fetches bytes: it does not parse them (the caller does, from
 //! `RunningDoc::bytes`), keeps no state between checks beyond the HTTP
-//! connection pool, and never puts a header value or URL credentials into a
-//! detail or a log line.
+//! connection pool and the gRPC channels, and never puts a header value or URL
+//! credentials into a detail or a log line.
 
 pub mod file;
+pub mod grpc;
 pub mod http;
 pub mod tls;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
@@ -73,11 +75,12 @@ pub enum RuntimeSetupError {
     Client(reqwest::Error),
 }
 
-/// Holds the HTTP client, whose connections are kept alive and reused across
-/// fetches and checks. Cheap to clone: clones share the connection pool.
+/// Holds the HTTP client and the gRPC channels, whose connections are kept alive
+/// and reused across fetches and checks. Cheap to clone: clones share them.
 #[derive(Clone)]
 pub struct Fetcher {
     client: reqwest::Client,
+    grpc: Arc<grpc::Channels>,
     timeout: Duration,
     max_in_flight: usize,
     max_body_bytes: u64,
@@ -94,9 +97,11 @@ impl Fetcher {
             cfg.client_key.as_deref(),
         )?;
         let max_in_flight = cfg.max_in_flight.max(1);
+        let grpc = Arc::new(grpc::Channels::new(&tls, cfg.timeout));
         let client = http::client(tls, max_in_flight).map_err(RuntimeSetupError::Client)?;
         Ok(Fetcher {
             client,
+            grpc,
             timeout: cfg.timeout,
             max_in_flight,
             max_body_bytes: cfg.max_body_bytes,
@@ -161,10 +166,17 @@ impl Fetcher {
                     http::fetch(&self.client, url, &bot.headers, self.max_body_bytes).await
                 }
                 RuntimeSource::File(path) => file::read(path, self.max_body_bytes).await,
-                RuntimeSource::Grpc { .. } => Err(FetchFailure::new(
-                    UnknownReason::RuntimeUnreachable,
-                    "grpc sources are not supported yet",
-                )),
+                RuntimeSource::Grpc { authority, tls } => {
+                    grpc::fetch(
+                        &self.grpc,
+                        authority,
+                        *tls,
+                        &bot.slug,
+                        &bot.headers,
+                        self.max_body_bytes,
+                    )
+                    .await
+                }
             }
         };
         match tokio::time::timeout(self.timeout, fetch).await {

@@ -68,6 +68,8 @@ impl BotServer {
 /// on-call would make it in the bot's admin UI.
 pub fn admin_edit(addr: SocketAddr, path: &str, config: &str) {
     let mut s = TcpStream::connect(addr).expect("the bot's admin endpoint answers");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("read timeout");
     write!(
         s,
         "POST /admin{path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{config}",
@@ -129,13 +131,12 @@ fn serve(stream: TcpStream, routes: &Mutex<HashMap<String, Reply>>, requests: &A
                 .lock()
                 .expect("routes")
                 .insert(target.to_owned(), Reply::Json(config));
-            if out
-                .write_all(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n")
-                .is_err()
-            {
-                return;
-            }
-            continue;
+            // One edit per connection, closed after the answer (the client
+            // reads to the end).
+            let _ = out.write_all(
+                b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+            return;
         }
         requests.fetch_add(1, Ordering::SeqCst);
         let reply = routes
