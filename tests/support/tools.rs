@@ -1042,3 +1042,406 @@ pub mod otlp {
         req
     }
 }
+
+// ---------------------------------------------------------------------------
+// amtool routing
+
+/// `amtool config routes test` against a config file: which receivers an alert
+/// with `labels` (`name=value` each) reaches. With `expect`, amtool itself also
+/// verifies them (`--verify.receivers`) and exits 1 on a mismatch. The receivers
+/// are printed comma-separated on stdout, in route order.
+pub fn amtool_routes_test(
+    config: &Path,
+    labels: &[&str],
+    expect: Option<&[&str]>,
+) -> Result<Checked, ToolError> {
+    let config_arg = format!("--config.file={}", config.display());
+    let verify_arg = expect.map(|r| format!("--verify.receivers={}", r.join(",")));
+    let mut args = vec!["config", "routes", "test", config_arg.as_str()];
+    if let Some(v) = &verify_arg {
+        args.push(v.as_str());
+    }
+    args.extend_from_slice(labels);
+    run_checker("amtool", &args, None)
+}
+
+// ---------------------------------------------------------------------------
+// PromQL: which metrics an expression reads
+
+/// Enough of PromQL's lexical structure to list the metric names an expression
+/// selects, so dashboards and rules can be held to the contract's names without a
+/// PromQL parser dependency. Syntax errors are promtool's job (see the callers);
+/// this only has to be right for valid expressions.
+pub mod promql {
+    use std::collections::BTreeSet;
+
+    /// How a contract metric is exposed: a histogram only ever appears in PromQL
+    /// as its `_bucket`, `_sum` and `_count` series.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum Kind {
+        Counter,
+        Gauge,
+        Histogram,
+    }
+
+    /// CONTRACT §11's table: the Prometheus names every dashboard and rule query.
+    pub const CONTRACT_METRICS: &[(&str, Kind)] = &[
+        ("drift_reports_total", Kind::Counter),
+        ("bots_in_drift", Kind::Gauge),
+        ("bots_in_unknown", Kind::Gauge),
+        ("drift_fields", Kind::Gauge),
+        ("drift_since_timestamp_seconds", Kind::Gauge),
+        ("drift_acknowledged", Kind::Gauge),
+        ("drift_resolution_minutes", Kind::Histogram),
+        ("drift_check_duration_seconds", Kind::Histogram),
+        ("drift_check_interval_seconds", Kind::Gauge),
+        ("drift_last_success_timestamp_seconds", Kind::Gauge),
+        ("drift_check_budget_exceeded_total", Kind::Counter),
+        ("drift_detector_info", Kind::Gauge),
+        ("drift_detector_paused", Kind::Gauge),
+        ("drift_registry_bots", Kind::Gauge),
+        ("drift_config_reload_failures_total", Kind::Counter),
+        ("drift_config_last_reload_successful", Kind::Gauge),
+        ("drift_repo_fetch_errors_total", Kind::Counter),
+        ("drift_repo_last_fetch_timestamp_seconds", Kind::Gauge),
+        ("drift_bot_fetch_duration_seconds", Kind::Histogram),
+        ("drift_state_write_errors_total", Kind::Counter),
+        ("drift_telemetry_dropped_total", Kind::Counter),
+    ];
+
+    /// The contract metric a series name belongs to (`x_bucket` → histogram
+    /// `x`), or `None` for a name the contract does not have.
+    pub fn contract_metric(series: &str) -> Option<&'static str> {
+        CONTRACT_METRICS.iter().find_map(|&(name, kind)| {
+            let hit = match kind {
+                Kind::Histogram => ["_bucket", "_sum", "_count"]
+                    .iter()
+                    .any(|s| series.strip_suffix(s) == Some(name)),
+                Kind::Counter | Kind::Gauge => series == name,
+            };
+            hit.then_some(name)
+        })
+    }
+
+    /// Words that look like identifiers but never name a metric: binary and
+    /// set operators, modifiers, and aggregation operators (which may be
+    /// followed by `by (…)` instead of their parenthesis).
+    const KEYWORDS: &[&str] = &[
+        "and",
+        "or",
+        "unless",
+        "atan2",
+        "bool",
+        "offset",
+        "by",
+        "without",
+        "on",
+        "ignoring",
+        "group_left",
+        "group_right",
+        "sum",
+        "min",
+        "max",
+        "avg",
+        "group",
+        "stddev",
+        "stdvar",
+        "count",
+        "count_values",
+        "bottomk",
+        "topk",
+        "quantile",
+        "limitk",
+        "limit_ratio",
+        "inf",
+        "nan",
+    ];
+
+    /// Modifiers followed by a parenthesised label list, not an expression.
+    const LABEL_LISTS: &[&str] = &[
+        "by",
+        "without",
+        "on",
+        "ignoring",
+        "group_left",
+        "group_right",
+    ];
+
+    /// A vector selector: its metric name and the text between its braces
+    /// (empty when it has none).
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    pub struct Selector {
+        pub name: String,
+        pub matchers: String,
+    }
+
+    /// Every vector selector that names a metric, in order of appearance.
+    /// Selectors written only as `{__name__="…"}` are not listed.
+    pub fn selectors(expr: &str) -> Vec<Selector> {
+        let chars: Vec<char> = expr.chars().collect();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < chars.len() {
+            let c = chars[i];
+            if c == '"' || c == '\'' || c == '`' {
+                i = skip_string(&chars, i);
+            } else if c == '#' {
+                // A comment runs to the end of the line.
+                while i < chars.len() && chars[i] != '\n' {
+                    i += 1;
+                }
+            } else if c == '{' {
+                // Matchers of a selector with no name before it.
+                i = skip_group(&chars, i, '{', '}');
+            } else if c == '[' {
+                // A range or a subquery's `range:step`.
+                i = skip_group(&chars, i, '[', ']');
+            } else if c.is_ascii_digit() || (c == '.' && next_is_digit(&chars, i)) {
+                // A number or a duration: `0.5`, `1e-3`, `0x1f`, `5m`. Its
+                // letters must not be read as a metric name.
+                let hex = chars
+                    .get(i + 1)
+                    .is_some_and(|c| c.eq_ignore_ascii_case(&'x'));
+                i += 1;
+                while i < chars.len() {
+                    let d = chars[i];
+                    // The sign of a decimal exponent (in hex, `e` is a digit).
+                    let exponent_sign =
+                        (d == '+' || d == '-') && !hex && matches!(chars[i - 1], 'e' | 'E');
+                    if d.is_ascii_alphanumeric() || d == '.' || d == '_' || exponent_sign {
+                        i += 1;
+                    } else {
+                        break;
+                    }
+                }
+            } else if c.is_ascii_alphabetic() || c == '_' || c == ':' {
+                let start = i;
+                while i < chars.len()
+                    && (chars[i].is_ascii_alphanumeric() || chars[i] == '_' || chars[i] == ':')
+                {
+                    i += 1;
+                }
+                let word: String = chars[start..i].iter().collect();
+                let mut j = i;
+                while j < chars.len() && chars[j].is_whitespace() {
+                    j += 1;
+                }
+                let lower = word.to_ascii_lowercase();
+                if LABEL_LISTS.contains(&lower.as_str()) {
+                    if j < chars.len() && chars[j] == '(' {
+                        i = skip_group(&chars, j, '(', ')');
+                    }
+                } else if KEYWORDS.contains(&lower.as_str()) {
+                    // Operator or aggregation: its argument is scanned as usual.
+                } else if j < chars.len() && chars[j] == '(' {
+                    // A function call.
+                } else {
+                    let matchers = if j < chars.len() && chars[j] == '{' {
+                        let end = skip_group(&chars, j, '{', '}');
+                        i = end;
+                        chars[j + 1..end.saturating_sub(1).max(j + 1)]
+                            .iter()
+                            .collect()
+                    } else {
+                        String::new()
+                    };
+                    out.push(Selector {
+                        name: word,
+                        matchers,
+                    });
+                }
+            } else {
+                i += 1;
+            }
+        }
+        out
+    }
+
+    /// The metric names an expression selects.
+    pub fn metric_names(expr: &str) -> BTreeSet<String> {
+        selectors(expr).into_iter().map(|s| s.name).collect()
+    }
+
+    fn next_is_digit(chars: &[char], i: usize) -> bool {
+        chars.get(i + 1).is_some_and(|c| c.is_ascii_digit())
+    }
+
+    /// Index just past the string literal starting at `start` (backslash
+    /// escapes in '…' and "…"; none in `…`).
+    fn skip_string(chars: &[char], start: usize) -> usize {
+        let quote = chars[start];
+        let mut i = start + 1;
+        while i < chars.len() {
+            if chars[i] == '\\' && quote != '`' {
+                i += 2;
+                continue;
+            }
+            if chars[i] == quote {
+                return i + 1;
+            }
+            i += 1;
+        }
+        i
+    }
+
+    /// Index just past the bracketed group starting at `start`, skipping
+    /// strings inside it.
+    fn skip_group(chars: &[char], start: usize, open: char, close: char) -> usize {
+        let mut depth = 0usize;
+        let mut i = start;
+        while i < chars.len() {
+            let c = chars[i];
+            if c == '"' || c == '\'' || c == '`' {
+                i = skip_string(chars, i);
+                continue;
+            }
+            if c == open {
+                depth += 1;
+            } else if c == close {
+                depth -= 1;
+                if depth == 0 {
+                    return i + 1;
+                }
+            }
+            i += 1;
+        }
+        i
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Grafana dashboard queries
+
+/// The shipped dashboard's panel queries, ready to run against a real
+/// Prometheus: Grafana's variables replaced by concrete values, exactly as
+/// Grafana would send them. The end-to-end test runs each of these.
+pub mod grafana {
+    use std::path::PathBuf;
+
+    /// One panel target.
+    #[derive(Clone, Debug)]
+    pub struct PanelQuery {
+        pub panel_id: i64,
+        pub panel_title: String,
+        pub ref_id: String,
+        /// As written in the dashboard, with `$instance`, `$__rate_interval`, …
+        pub expr: String,
+        /// An instant query (stat and table panels) rather than a range query.
+        pub instant: bool,
+    }
+
+    /// Values for Grafana's variables. `instance` is a regex (the variable is
+    /// multi-value with "All" = `.*`); durations are PromQL durations (`1m`).
+    #[derive(Clone, Debug)]
+    pub struct Vars {
+        pub instance: String,
+        pub rate_interval: String,
+        pub interval: String,
+        pub range: String,
+    }
+
+    impl Default for Vars {
+        /// "All" instances; windows that suit a test whose Prometheus scrapes
+        /// every second and has run for a minute or two.
+        fn default() -> Vars {
+            Vars {
+                instance: ".*".to_string(),
+                rate_interval: "30s".to_string(),
+                interval: "5s".to_string(),
+                range: "5m".to_string(),
+            }
+        }
+    }
+
+    pub fn overview_path() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("dashboards/config-drift-overview.json")
+    }
+
+    /// The shipped "Config drift — overview" dashboard, parsed.
+    pub fn load_overview() -> serde_json::Value {
+        let path = overview_path();
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{} cannot be read: {e}", path.display()));
+        serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{} is not valid JSON: {e}", path.display()))
+    }
+
+    /// Every panel's every target with an `expr`, rows' nested panels included,
+    /// in dashboard order.
+    pub fn panel_queries(dashboard: &serde_json::Value) -> Vec<PanelQuery> {
+        let mut out = Vec::new();
+        collect(dashboard["panels"].as_array(), &mut out);
+        out
+    }
+
+    fn collect(panels: Option<&Vec<serde_json::Value>>, out: &mut Vec<PanelQuery>) {
+        for panel in panels.into_iter().flatten() {
+            for target in panel["targets"].as_array().into_iter().flatten() {
+                if let Some(expr) = target["expr"].as_str() {
+                    out.push(PanelQuery {
+                        panel_id: panel["id"].as_i64().unwrap_or(-1),
+                        panel_title: panel["title"].as_str().unwrap_or("").to_string(),
+                        ref_id: target["refId"].as_str().unwrap_or("").to_string(),
+                        expr: expr.to_string(),
+                        instant: target["instant"].as_bool().unwrap_or(false),
+                    });
+                }
+            }
+            // A collapsed row keeps its panels inside it.
+            collect(panel["panels"].as_array(), out);
+        }
+    }
+
+    /// `expr` with Grafana's variables replaced: `$name` and `${name}` for
+    /// `instance`, `__rate_interval`, `__interval`, `__range`, `datasource`.
+    /// Unknown variables are left as they are (callers assert none remain).
+    pub fn substitute(expr: &str, vars: &Vars) -> String {
+        let table = [
+            ("__rate_interval", vars.rate_interval.as_str()),
+            ("__interval", vars.interval.as_str()),
+            ("__range", vars.range.as_str()),
+            ("instance", vars.instance.as_str()),
+        ];
+        let mut out = String::with_capacity(expr.len());
+        let mut rest = expr;
+        while let Some(pos) = rest.find('$') {
+            out.push_str(&rest[..pos]);
+            let after = &rest[pos + 1..];
+            let (name, consumed) = if let Some(braced) = after.strip_prefix('{') {
+                match braced.find('}') {
+                    Some(end) => (&braced[..end], end + 2),
+                    None => ("", 0),
+                }
+            } else {
+                let end = after
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .unwrap_or(after.len());
+                (&after[..end], end)
+            };
+            match table.iter().find(|(n, _)| *n == name) {
+                Some((_, value)) if consumed > 0 => {
+                    out.push_str(value);
+                    rest = &after[consumed..];
+                }
+                _ => {
+                    out.push('$');
+                    rest = after;
+                }
+            }
+        }
+        out.push_str(rest);
+        out
+    }
+
+    /// Every panel query of the shipped dashboard with `vars` substituted:
+    /// `(panel title, refId, PromQL, instant)`.
+    pub fn runnable_queries(vars: &Vars) -> Vec<(String, String, String, bool)> {
+        panel_queries(&load_overview())
+            .into_iter()
+            .map(|q| {
+                let expr = substitute(&q.expr, vars);
+                (q.panel_title, q.ref_id, expr, q.instant)
+            })
+            .collect()
+    }
+}
