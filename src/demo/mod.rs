@@ -1,23 +1,39 @@
-//! `demo`: a self-contained tour on loopback. A temporary Git config repo with
-//! three bots and their schema, simulated bots serving their running configs with
-//! an admin endpoint, then a narrated live edit (drift detected) and a commit that
-//! adopts it (resolved by commit). Everything lives in one temporary folder that is
+//! `demo`: a self-contained tour on loopback, running the real agent in-process.
+//! A temporary Git config repo with three bots and their schema, simulated bots
+//! serving their running configs with an admin endpoint, the agent (the one `run`
+//! starts: real config file, state database, telemetry, `/metrics`) checking every
+//! two seconds, then a narrated live edit (drift detected) and a commit that adopts
+//! it (resolved by commit). Everything lives in one temporary folder that is
 //! removed on exit, also on Ctrl-C.
+//!
+//! Owns the story and its pacing only. Must not decide anything the agent decides
+//! (statuses, episodes, resolutions): it narrates the agent's published check
+//! views and its live `/metrics`, and waits for them with deadlines, never by
+//! sleeping until something has probably happened.
 
 mod bots;
 mod repo;
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use serde_json::json;
+use tokio::signal::unix::{Signal, SignalKind, signal};
+use tokio::sync::watch;
+use tokio::time::Instant;
 
-use crate::canon::secret::SecretKey;
-use crate::check::{CheckOutcome, Checker};
+use crate::agent::schedule;
+use crate::agent::{Agent, CheckResult, CheckView, Overrides, STATE_CACHE_BYTES, agent_info};
 use crate::cli::{now_ms, output::format_ms};
-use crate::report::Status;
+use crate::latch::{Resolution, StateStore};
+use crate::report::{ConfigDriftReport, MatchesCommit, Status};
+use crate::server::{AgentStatus, ServerState};
+use crate::shard::Shard;
+use crate::telemetry::Telemetry;
+use crate::telemetry::export::{Protocol, Signal as OtelSignal};
 
 use bots::SimulatedBots;
 use repo::DemoRepo;
@@ -36,22 +52,445 @@ const SCHEMA: &str = r#"{
   }
 }"#;
 
+const SLUGS: [&str; 3] = ["arb.us", "mm.eu", "risk.killswitch"];
+/// The bot the on-call edits live.
+const EDITED: &str = "risk.killswitch";
+const ADOPTION_SUMMARY: &str = "Adopt 10% intraday drawdown for risk.killswitch";
+
+/// The agent's check interval: short, so the story moves along.
+const CHECK_INTERVAL: Duration = Duration::from_secs(2);
 /// Pause between steps so a person can read along.
-const BEAT: Duration = Duration::from_millis(1200);
+const BEAT: Duration = Duration::from_millis(2500);
+/// The whole story must be over by then (the first check clones the repo, so it
+/// gets the most of it); past it the demo says what it was waiting for and ends.
+const STORY_DEADLINE: Duration = Duration::from_secs(45);
+/// Stopping the agent: a check in flight is dropped or finishes, the server stops.
+const STOP_BOUND: Duration = Duration::from_secs(10);
+/// OTLP metrics are pushed this often during the demo unless
+/// `OTEL_METRIC_EXPORT_INTERVAL` says otherwise: the SDK's 60 s would outlast it.
+const DEMO_METRIC_EXPORT_INTERVAL_MS: &str = "5000";
+
+/// How the story ended (both exit 0).
+enum Ending {
+    Finished,
+    Interrupted,
+}
 
 pub fn run() -> anyhow::Result<u8> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .thread_name("cdd-demo")
         .build()?;
-    runtime.block_on(async {
+    // Taken before anything exists on disk: from here on Ctrl-C (or a SIGTERM)
+    // ends the story through the cleanup below instead of killing the process.
+    let mut stop = {
+        let _in_runtime = runtime.enter();
+        StopSignals::new().context("listening for Ctrl-C")?
+    };
+    let work = tempfile::Builder::new()
+        .prefix("cdd-demo-")
+        .tempdir()
+        .context("creating a temporary folder")?;
+    let folder = work.path().to_path_buf();
+    println!(
+        "config-drift-detector demo: everything runs on 127.0.0.1 in {} and is removed on exit.",
+        folder.display()
+    );
+    println!("It takes about 10 s and ends by itself; Ctrl-C ends it earlier.\n");
+
+    let mut telemetry = None;
+    let story = tell(&runtime, &folder, &mut stop, &mut telemetry);
+
+    // Tear down in order: the agent was stopped inside the story; what is left of
+    // the runtime (the simulated bots) goes, then telemetry is flushed outside any
+    // runtime (its providers block), then the folder goes.
+    runtime.shutdown_timeout(Duration::from_secs(2));
+    if let Some(telemetry) = telemetry {
+        shut_down(telemetry);
+    }
+    let removed = work
+        .close()
+        .with_context(|| format!("removing {}", folder.display()));
+    let ending = story?;
+    removed?;
+    match ending {
+        Ending::Finished => println!("\nRemoved {}. Done.", folder.display()),
+        Ending::Interrupted => println!("Removed {}.", folder.display()),
+    }
+    if let Ending::Finished = ending {
+        println!(
+            "Next: `config-drift-detector validate --config FILE`, then `run --config FILE` on your own fleet (see README)."
+        );
+    }
+    Ok(crate::cli::exit::OK)
+}
+
+/// SIGINT and SIGTERM, either ends the demo.
+struct StopSignals {
+    int: Signal,
+    term: Signal,
+}
+
+impl StopSignals {
+    fn new() -> std::io::Result<StopSignals> {
+        Ok(StopSignals {
+            int: signal(SignalKind::interrupt())?,
+            term: signal(SignalKind::terminate())?,
+        })
+    }
+
+    async fn recv(&mut self) {
         tokio::select! {
-            r = tour() => r,
-            _ = tokio::signal::ctrl_c() => {
-                println!("\nInterrupted; the temporary repo and bots are gone.");
-                Ok(0)
-            }
+            _ = self.int.recv() => {}
+            _ = self.term.recv() => {}
         }
+    }
+}
+
+/// Everything the narration uses once the agent runs.
+struct Scene<'a> {
+    repo: &'a DemoRepo,
+    bots: &'a SimulatedBots,
+    first_commit: String,
+    client: reqwest::Client,
+    metrics_url: String,
+}
+
+/// Sets the scene, starts the agent, narrates, stops the agent. `telemetry` is
+/// handed back to the caller, which shuts it down outside the runtime.
+fn tell(
+    runtime: &tokio::runtime::Runtime,
+    folder: &Path,
+    stop: &mut StopSignals,
+    telemetry: &mut Option<Arc<Telemetry>>,
+) -> anyhow::Result<Ending> {
+    let repo_dir = folder.join("bot-configs");
+    let repo = DemoRepo::init(&repo_dir).context("creating the demo repo")?;
+    let mut files: Vec<(&str, String)> = vec![("schemas/bot.schema.json", SCHEMA.to_owned())];
+    let paths: Vec<String> = SLUGS.iter().map(|s| format!("bots/{s}.json")).collect();
+    for (slug, path) in SLUGS.iter().zip(&paths) {
+        files.push((
+            path,
+            serde_json::to_string_pretty(&committed_config(slug, 12))?,
+        ));
+    }
+    let first_commit = repo
+        .commit(&files, "Grace Hopper", "Sign off fleet configs")
+        .context("committing the fleet's configs")?;
+    println!(
+        "1. A Git config repo with {} bots and their JSON Schema: commit {} on main.",
+        SLUGS.len(),
+        short(&first_commit)
+    );
+
+    let bots = runtime
+        .block_on(SimulatedBots::start(running_configs()))
+        .context("starting the simulated bots")?;
+    println!(
+        "2. Simulated bots serve their running configs, e.g. {}",
+        bots.config_url(EDITED)
+    );
+    println!(
+        "   (key order, 12 vs 12.0, schema defaults and an ignored start time differ: none of that is drift)"
+    );
+
+    // The agent is assembled exactly as `run` assembles it, from a real config file.
+    let config_path = folder.join("config.toml");
+    std::fs::write(&config_path, config_toml(&repo_dir, &bots))
+        .with_context(|| format!("writing {}", config_path.display()))?;
+    let (config, _warnings) = crate::config::load(&config_path).map_err(|errors| {
+        let all: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        anyhow::anyhow!("the demo's own config is refused: {}", all.join("; "))
+    })?;
+    let overrides = Overrides {
+        check_interval: Some(CHECK_INTERVAL),
+        shard: Shard::ALL,
+    };
+    let info = agent_info(&config, &overrides);
+    let started =
+        Arc::new(Telemetry::init_with(info.clone(), &demo_env).context("starting telemetry")?);
+    *telemetry = Some(Arc::clone(&started));
+    let store = StateStore::open(&config.state.path, STATE_CACHE_BYTES)?;
+    let status = Arc::new(AgentStatus::new(config.mode, info.check_interval));
+    let listen = config.server.listen;
+    let agent = Agent::new(
+        &config_path,
+        config,
+        overrides,
+        store,
+        Arc::clone(&started),
+        Arc::clone(&status),
+    )?;
+    let metrics_source = Arc::clone(&started);
+    let server = ServerState {
+        status,
+        metrics: Arc::new(move || metrics_source.metrics().render_prometheus()),
+    };
+
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(5))
+        .build()?;
+
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("listening on {listen}"))?;
+        let running = schedule::start(agent, listener, server)?;
+        let base = format!("http://{}", running.addr);
+        println!(
+            "3. The agent runs here (as `config-drift-detector run --config {} --check-interval {interval}s` would), checking every {interval} s:",
+            config_path.display(),
+            interval = CHECK_INTERVAL.as_secs()
+        );
+        println!("   metrics  {base}/metrics");
+        println!("   health   {base}/healthz/config_drift_detector");
+        println!("   {}", otlp_line(&started));
+        let scene = Scene {
+            repo: &repo,
+            bots: &bots,
+            first_commit,
+            client,
+            metrics_url: format!("{base}/metrics"),
+        };
+        let ending = tokio::select! {
+            biased;
+            () = stop.recv() => {
+                println!("\nInterrupted: stopping the agent and cleaning up.");
+                Ok(Ending::Interrupted)
+            }
+            told = narrate(&scene, running.views()) => told.map(|()| Ending::Finished),
+        };
+        if tokio::time::timeout(STOP_BOUND, running.stop())
+            .await
+            .is_err()
+        {
+            // Whatever still runs is dropped with the runtime.
+            tracing::warn!("The agent did not stop within {STOP_BOUND:?}.");
+        }
+        ending
     })
+}
+
+/// The story proper, told from the agent's own check views.
+async fn narrate(
+    scene: &Scene<'_>,
+    mut views: watch::Receiver<Option<Arc<CheckView>>>,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + STORY_DEADLINE;
+    tokio::time::sleep(BEAT).await;
+
+    let first = next_view(&mut views, deadline, "the agent's first check", |_| true).await?;
+    println!("\n4. First check: {}.", tally(&first.result));
+    tokio::time::sleep(BEAT).await;
+
+    let edit = json!({ "set": { "intraday_drawdown_pct": 10, "api_key": "sk-live-rotated" } });
+    admin_edit(&scene.client, &scene.bots.admin_url(EDITED), &edit).await?;
+    println!("\n5. An on-call edits {EDITED} live in its admin UI, without a commit:");
+    println!("   intraday_drawdown_pct 12 → 10, and rotates its API key.");
+
+    let drifting = next_view(&mut views, deadline, "the check that sees the edit", |v| {
+        report(v, EDITED).is_some_and(|r| r.status == Status::Drift)
+    })
+    .await?;
+    println!(
+        "\n6. Next check: {}. Drift detected:",
+        tally(&drifting.result)
+    );
+    if let Some(r) = report(&drifting, EDITED) {
+        describe_drift(r, &scene.first_commit);
+    }
+    let line = metrics_line(scene, "bots_in_drift", EDITED).await?;
+    println!("   Live {}: {line}", scene.metrics_url);
+    println!(
+        "   The agent logs GOV_CONFIG_DRIFT_DETECTED with this report (stderr, and OTLP logs when on) at every check until it is resolved."
+    );
+    tokio::time::sleep(BEAT).await;
+
+    let mut adopted = committed_config(EDITED, 10);
+    adopted["api_key"] = json!("sk-live-rotated");
+    let sha = scene
+        .repo
+        .commit(
+            &[(
+                &format!("bots/{EDITED}.json"),
+                serde_json::to_string_pretty(&adopted)?,
+            )],
+            "Ada Lovelace",
+            ADOPTION_SUMMARY,
+        )
+        .context("committing the adoption")?;
+    println!(
+        "\n7. The governance team reviews the edit and commits it: {} \"{ADOPTION_SUMMARY}\".",
+        short(&sha)
+    );
+
+    let settled = next_view(
+        &mut views,
+        deadline,
+        "the check that sees the commit",
+        |v| {
+            resolution(v, EDITED).is_some()
+                || report(v, EDITED).is_some_and(|r| r.status == Status::InSync)
+        },
+    )
+    .await?;
+    println!("\n8. Next check: {}.", tally(&settled.result));
+    match resolution(&settled, EDITED) {
+        Some(r) => describe_resolution(r),
+        // Only if two checks finished while this task was not looking.
+        None => println!("   {EDITED} is back in sync."),
+    }
+    let line = metrics_line(scene, "bots_in_drift", EDITED).await?;
+    println!("   Live {}: {line}", scene.metrics_url);
+    if let Ok(count) = metrics_line(scene, "drift_resolution_minutes_count", EDITED).await {
+        println!("   and {count}");
+    }
+    Ok(())
+}
+
+/// Waits for a published check that satisfies `wanted`, until `deadline`.
+async fn next_view(
+    views: &mut watch::Receiver<Option<Arc<CheckView>>>,
+    deadline: Instant,
+    what: &str,
+    wanted: impl Fn(&CheckView) -> bool,
+) -> anyhow::Result<Arc<CheckView>> {
+    let waited = tokio::time::timeout_at(
+        deadline,
+        views.wait_for(|v| v.as_deref().is_some_and(&wanted)),
+    )
+    .await;
+    match waited {
+        Ok(Ok(view)) => view
+            .as_ref()
+            .map(Arc::clone)
+            .ok_or_else(|| anyhow::anyhow!("the agent published no check before {what}")),
+        Ok(Err(_)) => anyhow::bail!("the agent stopped before {what}"),
+        Err(_) => anyhow::bail!(
+            "gave up waiting for {what}: the demo allows {} s in all",
+            STORY_DEADLINE.as_secs()
+        ),
+    }
+}
+
+fn report<'a>(view: &'a CheckView, slug: &str) -> Option<&'a ConfigDriftReport> {
+    view.reports
+        .iter()
+        .find(|r| r.bot_slug.as_deref() == Some(slug))
+}
+
+fn resolution<'a>(view: &'a CheckView, slug: &str) -> Option<&'a Resolution> {
+    view.resolved
+        .iter()
+        .find(|(s, _)| s == slug)
+        .map(|(_, r)| r)
+}
+
+fn describe_drift(r: &ConfigDriftReport, first_commit: &str) {
+    let slug = r.bot_slug.as_deref().unwrap_or("-");
+    for d in &r.drifts {
+        let value = |v: &Option<Box<serde_json::value::RawValue>>| {
+            v.as_deref()
+                .map_or("(absent)".into(), |v| v.get().to_owned())
+        };
+        println!(
+            "   {slug}  {}: running {} → committed {}, since {}",
+            d.field,
+            value(&d.running),
+            value(&d.committed),
+            format_ms(d.since_ts_ms)
+        );
+    }
+    println!("   (the secret is compared, but only its HMAC token is ever shown)");
+    if let Some(episode) = &r.episode_id {
+        println!("   Drift episode {episode} is open; it ends when every field is back in sync.");
+    }
+    match &r.matches_commit {
+        Some(MatchesCommit::Found {
+            commit,
+            exact: true,
+            commits_behind,
+            ..
+        }) => println!(
+            "   The running config equals commit {} ({commits_behind} commits behind main).",
+            short(commit)
+        ),
+        Some(MatchesCommit::Found {
+            commit,
+            differing_fields,
+            ..
+        }) => println!(
+            "   No commit on main has this config: the closest, {}{}, differs in {} field(s).",
+            short(commit),
+            if commit == first_commit {
+                " (the signed-off one)"
+            } else {
+                ""
+            },
+            differing_fields.unwrap_or(0)
+        ),
+        Some(MatchesCommit::Skipped { .. }) | None => {}
+    }
+}
+
+fn describe_resolution(r: &Resolution) {
+    let seconds = r.resolution_minutes * 60.0;
+    let by = r.resolved_by.as_str();
+    match &r.commit {
+        Some(c) => println!(
+            "   {EDITED}: resolved by {by} {} ({}, \"{}\") after {seconds:.1} s.",
+            short(&c.sha),
+            c.author,
+            c.summary
+        ),
+        None => println!("   {EDITED}: resolved by {by} after {seconds:.1} s."),
+    }
+    println!(
+        "   Episode {} closed: GOV_CONFIG_DRIFT_RESOLVED with resolved_by={by}, resolution_minutes={:.3}.",
+        r.episode_id, r.resolution_minutes
+    );
+}
+
+/// The agent's own `/metrics`, fetched over HTTP as Prometheus would: the line
+/// of `name` for `bot`.
+async fn metrics_line(scene: &Scene<'_>, name: &str, bot: &str) -> anyhow::Result<String> {
+    let text = scene
+        .client
+        .get(&scene.metrics_url)
+        .send()
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .with_context(|| format!("fetching {}", scene.metrics_url))?
+        .text()
+        .await
+        .with_context(|| format!("reading {}", scene.metrics_url))?;
+    let prefix = format!("{name}{{");
+    let label = format!("bot_id=\"{bot}\"");
+    text.lines()
+        .find(|l| l.starts_with(&prefix) && l.contains(&label))
+        .map(str::to_owned)
+        .ok_or_else(|| anyhow::anyhow!("{} has no {name} for {bot}", scene.metrics_url))
+}
+
+async fn admin_edit(
+    client: &reqwest::Client,
+    url: &str,
+    edit: &serde_json::Value,
+) -> anyhow::Result<()> {
+    let resp = client
+        .post(url)
+        .header("content-type", "application/json")
+        .body(edit.to_string())
+        .send()
+        .await
+        .context("calling the simulated bot's admin endpoint")?;
+    anyhow::ensure!(
+        resp.status().is_success(),
+        "the simulated bot's admin endpoint answered {}",
+        resp.status()
+    );
+    Ok(())
 }
 
 fn committed_config(slug: &str, drawdown: u32) -> serde_json::Value {
@@ -63,179 +502,151 @@ fn committed_config(slug: &str, drawdown: u32) -> serde_json::Value {
     })
 }
 
-async fn tour() -> anyhow::Result<u8> {
-    let work = tempfile::Builder::new()
-        .prefix("cdd-demo-")
-        .tempdir()
-        .context("creating a temporary folder")?;
-    println!(
-        "config-drift-detector demo: everything runs on 127.0.0.1 in {} and is removed on exit.\n",
-        work.path().display()
-    );
+/// The running side: key order, `12.0` and spelled-out defaults differ from the
+/// committed text, and the bots report a start time the schema ignores.
+fn running_configs() -> BTreeMap<String, serde_json::Value> {
+    SLUGS
+        .iter()
+        .map(|slug| {
+            let mut c = committed_config(slug, 12);
+            c["intraday_drawdown_pct"] = json!(12.0);
+            c["max_position_usd"] = json!(250000);
+            c["runtime"] = json!({ "started_at": now_ms() });
+            ((*slug).to_owned(), c)
+        })
+        .collect()
+}
 
-    let slugs = ["arb.us", "mm.eu", "risk.killswitch"];
-    let repo_dir = work.path().join("bot-configs");
-    let repo = DemoRepo::init(&repo_dir).context("creating the demo repo")?;
-    let mut files: Vec<(&str, String)> = vec![("schemas/bot.schema.json", SCHEMA.to_owned())];
-    let paths: Vec<String> = slugs.iter().map(|s| format!("bots/{s}.json")).collect();
-    for (slug, path) in slugs.iter().zip(&paths) {
-        files.push((
-            path,
-            serde_json::to_string_pretty(&committed_config(slug, 12))?,
-        ));
-    }
-    let first = repo
-        .commit(&files, "Grace Hopper", "Sign off fleet configs")
-        .context("committing")?;
-    println!(
-        "1. A Git config repo with {} bots and their JSON Schema: commit {} on main.",
-        slugs.len(),
-        short(&first)
-    );
-
-    // The running side: key order, `12.0` and spelled-out defaults differ from the
-    // committed text, and the bots report a start time the schema ignores.
-    let mut running = BTreeMap::new();
-    for slug in slugs {
-        let mut c = committed_config(slug, 12);
-        c["intraday_drawdown_pct"] = json!(12.0);
-        c["max_position_usd"] = json!(250000);
-        c["runtime"] = json!({ "started_at": now_ms() });
-        running.insert(slug.to_owned(), c);
-    }
-    let bots = SimulatedBots::start(running)
-        .await
-        .context("starting the simulated bots")?;
-    println!(
-        "2. Simulated bots serve their running configs, e.g. {}",
-        bots.config_url("risk.killswitch")
-    );
-    println!(
-        "   (key order, 12 vs 12.0, schema defaults and an ignored start time differ: none of that is drift)\n"
-    );
-
-    let config_path = work.path().join("config.toml");
+/// A real config file: every path inside the demo's folder (relative paths
+/// resolve against the file's folder), the server on a free loopback port.
+fn config_toml(repo_dir: &Path, bots: &SimulatedBots) -> String {
     let mut config = format!(
-        "check_interval_minutes = 1\n[repo]\nurl = {:?}\nbranch = \"main\"\nconfig_path = \"bots/{{slug}}.json\"\nschema_path = \"schemas/bot.schema.json\"\ncheckout_dir = \"state/repo\"\n\n",
+        "check_interval_minutes = 1\n\n\
+         [repo]\nurl = {:?}\nbranch = \"main\"\nconfig_path = \"bots/{{slug}}.json\"\n\
+         schema_path = \"schemas/bot.schema.json\"\ncheckout_dir = \"state/repo\"\n\n\
+         [state]\npath = \"state/db\"\n\n\
+         [server]\nlisten = \"127.0.0.1:0\"\n\n",
         repo_dir.display().to_string()
     );
-    for slug in slugs {
+    for slug in SLUGS {
         config.push_str(&format!(
             "[[bots]]\nslug = {slug:?}\nruntime = {:?}\n\n",
             bots.config_url(slug)
         ));
     }
-    std::fs::write(&config_path, config).context("writing the demo config")?;
-    let (config, _warnings) = crate::config::load(&config_path).map_err(|errors| {
-        anyhow::anyhow!(
-            errors
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; ")
-        )
-    })?;
-    let bot_list = config.bots.clone();
-    let mut checker = Checker::new(Arc::new(config), SecretKey::random())?;
+    config
+}
 
-    let outcome = checker.run(&bot_list, now_ms()).await;
-    println!("3. Check: {}.", tally(&outcome));
-    tokio::time::sleep(BEAT).await;
+/// The process environment, with a metric export interval that fits the demo.
+fn demo_env(key: &str) -> Option<String> {
+    with_demo_defaults(key, std::env::var(key).ok())
+}
 
-    let edit = json!({ "set": { "intraday_drawdown_pct": 10, "api_key": "sk-live-rotated" } });
-    admin_edit(&bots.admin_url("risk.killswitch"), &edit).await?;
-    println!("\n4. An on-call edits risk.killswitch live in its admin UI, without a commit:");
-    println!("   intraday_drawdown_pct 12 → 10, and rotates its API key.");
-    tokio::time::sleep(BEAT).await;
-
-    let outcome = checker.run(&bot_list, now_ms()).await;
-    let first_seen = outcome.checked_at_ms;
-    println!("\n5. Check: {}. Drift detected:", tally(&outcome));
-    for r in outcome.reports.iter().filter(|r| r.status == Status::Drift) {
-        for d in &r.drifts {
-            let value = |v: &Option<Box<serde_json::value::RawValue>>| {
-                v.as_deref()
-                    .map_or("(absent)".into(), |v| v.get().to_owned())
-            };
-            println!(
-                "   {}  {}: running {} → committed {}, since {}",
-                r.bot_slug.as_deref().unwrap_or("-"),
-                d.field,
-                value(&d.running),
-                value(&d.committed),
-                format_ms(d.since_ts_ms)
-            );
-        }
-        println!("   (the secret is compared, but only its HMAC token is ever shown)");
+fn with_demo_defaults(key: &str, value: Option<String>) -> Option<String> {
+    let value = value.filter(|v| !v.trim().is_empty());
+    if key == "OTEL_METRIC_EXPORT_INTERVAL" {
+        return value.or_else(|| Some(DEMO_METRIC_EXPORT_INTERVAL_MS.to_owned()));
     }
-    tokio::time::sleep(BEAT).await;
+    value
+}
 
-    let mut adopted = committed_config("risk.killswitch", 10);
-    adopted["api_key"] = json!("sk-live-rotated");
-    let sha = repo
-        .commit(
-            &[(
-                "bots/risk.killswitch.json",
-                serde_json::to_string_pretty(&adopted)?,
-            )],
-            "Ada Lovelace",
-            "Adopt 10% intraday drawdown for risk.killswitch",
-        )
-        .context("committing the adoption")?;
-    println!(
-        "\n6. The governance team reviews the edit and commits it: {} \"Adopt 10% intraday drawdown for risk.killswitch\".",
-        short(&sha)
-    );
-    tokio::time::sleep(BEAT).await;
-
-    let outcome = checker.run(&bot_list, now_ms()).await;
-    let resolved = outcome
-        .reports
+/// Where telemetry goes besides `/metrics`.
+fn otlp_line(telemetry: &Telemetry) -> String {
+    let export = telemetry.export_config();
+    if !export.any_export() {
+        return "OTLP     off; set OTEL_EXPORTER_OTLP_ENDPOINT (e.g. http://127.0.0.1:4317) to also send metrics, logs and traces to a collector".to_owned();
+    }
+    let parts: Vec<String> = OtelSignal::ALL
         .iter()
-        .find(|r| r.bot_slug.as_deref() == Some("risk.killswitch"));
-    println!("\n7. Check: {}.", tally(&outcome));
-    if resolved.is_some_and(|r| r.status == Status::InSync) {
-        let secs = (outcome.checked_at_ms - first_seen) as f64 / 1000.0;
-        println!(
-            "   risk.killswitch is back in sync: resolved by commit {} after {secs:.1} s.",
-            short(&sha)
-        );
-    }
-    println!(
-        "\nDone. Next: `config-drift-detector check --config FILE` on your own fleet (see README)."
-    );
-    let clean = outcome.reports.iter().all(|r| r.status == Status::InSync);
-    Ok(if clean { 0 } else { 1 })
-}
-
-async fn admin_edit(url: &str, edit: &serde_json::Value) -> anyhow::Result<()> {
-    let client = reqwest::Client::builder().no_proxy().build()?;
-    let resp = client
-        .post(url)
-        .header("content-type", "application/json")
-        .body(edit.to_string())
-        .send()
-        .await
-        .context("calling the simulated bot's admin endpoint")?;
-    anyhow::ensure!(
-        resp.status().is_success(),
-        "the simulated bot answered {}",
-        resp.status()
-    );
-    Ok(())
-}
-
-fn tally(o: &CheckOutcome) -> String {
+        .map(|s| match export.signal(*s) {
+            Some(e) => format!(
+                "{} → {} ({})",
+                s.as_str(),
+                e.endpoint,
+                match e.protocol {
+                    Protocol::Grpc => "grpc",
+                    Protocol::HttpProtobuf => "http/protobuf",
+                }
+            ),
+            None => format!("{} off", s.as_str()),
+        })
+        .collect();
     format!(
-        "{} bots against {}: {} in sync, {} drifting, {} unknown",
-        o.reports.len(),
-        o.commit.as_deref().map_or("no commit".into(), short),
-        o.count(Status::InSync),
-        o.count(Status::Drift),
-        o.count(Status::Unknown)
+        "OTLP     {}; metrics pushed every {} s",
+        parts.join(", "),
+        export.metric_export_interval.as_secs()
+    )
+}
+
+/// Flushes and stops telemetry (bounded by `Telemetry::shutdown`).
+fn shut_down(telemetry: Arc<Telemetry>) {
+    match Arc::try_unwrap(telemetry) {
+        Ok(t) => {
+            if let Err(e) = t.shutdown() {
+                tracing::warn!(error = %e, "Telemetry was not all delivered before exit.");
+            }
+        }
+        Err(t) => {
+            if let Err(e) = t.force_flush() {
+                tracing::warn!(error = %e, "Telemetry was not all delivered before exit.");
+            }
+        }
+    }
+}
+
+fn tally(r: &CheckResult) -> String {
+    let in_sync = r.bots.saturating_sub(r.drifting + r.unknown);
+    format!(
+        "{} bots against {}: {in_sync} in sync, {} drifting, {} unknown",
+        r.bots,
+        r.commit.as_deref().map_or("no commit".into(), short),
+        r.drifting,
+        r.unknown
     )
 }
 
 fn short(sha: &str) -> String {
     sha.chars().take(7).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_are_pushed_within_the_demo_unless_the_environment_says_otherwise() {
+        let interval = "OTEL_METRIC_EXPORT_INTERVAL";
+        assert_eq!(with_demo_defaults(interval, None).as_deref(), Some("5000"));
+        assert_eq!(
+            with_demo_defaults(interval, Some(" ".into())).as_deref(),
+            Some("5000")
+        );
+        assert_eq!(
+            with_demo_defaults(interval, Some("1000".into())).as_deref(),
+            Some("1000")
+        );
+        assert_eq!(with_demo_defaults("OTEL_SERVICE_NAME", None), None);
+    }
+
+    #[test]
+    fn the_demo_config_goes_through_the_real_loader() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let bots = rt
+            .block_on(SimulatedBots::start(running_configs()))
+            .expect("bots");
+        let dir = tempfile::tempdir().expect("tmp");
+        let repo_dir = dir.path().join("bot-configs");
+        DemoRepo::init(&repo_dir).expect("repo");
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, config_toml(&repo_dir, &bots)).expect("write");
+        let (config, warnings) = crate::config::load(&path).expect("the demo's config loads");
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(config.bots.len(), SLUGS.len());
+        assert_eq!(config.server.listen.port(), 0, "a free port is asked for");
+        assert!(config.state.path.starts_with(dir.path()));
+        assert!(config.repo.checkout_dir.starts_with(dir.path()));
+    }
 }
