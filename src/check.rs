@@ -222,14 +222,16 @@ impl Checker {
         };
         let evaluated = tokio::task::spawn_blocking(move || {
             let (reports, observed) = evaluate_all(
-                &config,
-                &secret_key,
-                &bots_shared,
+                &Evaluate {
+                    config: &config,
+                    key: &secret_key,
+                    bots: &bots_shared,
+                    now_ms,
+                    watched: &watched,
+                },
                 &mut read,
                 receiver,
-                now_ms,
                 &mut caches,
-                &watched,
             );
             (reports, observed, read, caches)
         })
@@ -517,16 +519,29 @@ enum RunningSide {
     NoSchema,
 }
 
+/// What a check evaluates: the fleet's bots under one config, at one time.
+struct Evaluate<'a> {
+    config: &'a Config,
+    key: &'a SecretKey,
+    bots: &'a [Bot],
+    now_ms: i64,
+    /// Per bot, the latched fields whose current values the latch wants.
+    watched: &'a Watched,
+}
+
 fn evaluate_all(
-    config: &Config,
-    key: &SecretKey,
-    bots: &[Bot],
+    job: &Evaluate<'_>,
     read: &mut CommittedRead,
     fetched: std::sync::mpsc::Receiver<(usize, Fetched)>,
-    now_ms: i64,
     caches: &mut Caches,
-    watched: &Watched,
 ) -> (Vec<ConfigDriftReport>, HashMap<String, Observed>) {
+    let Evaluate {
+        config,
+        key,
+        bots,
+        now_ms,
+        watched,
+    } = *job;
     let limits = ParseLimits {
         max_bytes: config.runtime.max_body_bytes,
     };

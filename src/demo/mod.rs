@@ -236,7 +236,7 @@ fn tell(
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("listening on {listen}"))?;
-        let running = schedule::start(agent, listener, server)?;
+        let running = schedule::start(agent, listener, None, server)?;
         let base = format!("http://{}", running.addr);
         println!(
             "3. The agent runs here (as `config-drift-detector run --config {} --check-interval {interval}s` would), checking every {interval} s:",
