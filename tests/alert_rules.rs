@@ -14,7 +14,7 @@ use config_drift_detector::canon::{Format, ParseLimits, parse_document};
 use serde_json::Value;
 use support::tools::{self, promql};
 
-/// Where every `runbook_url` points (documented in alerts/README-section.md).
+/// Where every `runbook_url` points (documented in README.md, "Runbook URL").
 const RUNBOOK_BASE: &str =
     "https://github.com/polytraders/config-drift-detector/blob/main/alerts/runbook.md";
 
