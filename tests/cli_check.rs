@@ -162,7 +162,7 @@ fn the_pinned_branch_is_the_one_read() {
 #[test]
 fn a_missing_branch_is_branch_not_found_never_a_fallback() {
     let f = fleet();
-    f.repo.git(&["branch", "-m", "main", "trunk"]);
+    f.repo.rename_branch("main", "trunk");
     let out = f.check(&[], &[]);
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     for r in json_lines(&out) {

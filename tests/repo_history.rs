@@ -500,15 +500,17 @@ fn shallow_checkout_is_refused_naming_its_path() {
         );
     }
     let cfg = origin.config("main");
-    let status = std::process::Command::new("git")
-        .args([
-            "clone", "--quiet", "--bare", "--depth", "1", "--branch", "main",
-        ])
-        .arg(format!("file://{}", origin.url()))
-        .arg(&cfg.checkout_dir)
-        .status()
+    // A shallow clone as `git clone --depth 1` leaves it: a bare clone whose
+    // `shallow` file lists the commits whose parents are missing.
+    let clone = git2::build::RepoBuilder::new()
+        .bare(true)
+        .branch("main")
+        .clone(&format!("file://{}", origin.url()), &cfg.checkout_dir)
         .unwrap();
-    assert!(status.success());
+    let head = clone.head().unwrap().peel_to_commit().unwrap().id();
+    std::fs::write(cfg.checkout_dir.join("shallow"), format!("{head}\n")).unwrap();
+    assert!(clone.is_shallow());
+    drop(clone);
     let err = CommittedRepo::open(&cfg)
         .err()
         .expect("a shallow clone must not be used");

@@ -1,7 +1,9 @@
-//! Fixture Git repos made with real commits through the `git` command.
+//! Fixture Git repos made with real commits through git2 (no `git` command
+//! needed: the tests run where only the Rust toolchain is installed).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+
+use git2::{BranchType, IndexAddOption, Repository, Signature, build::CheckoutBuilder};
 
 pub struct FixtureRepo {
     pub dir: tempfile::TempDir,
@@ -10,33 +12,18 @@ pub struct FixtureRepo {
 impl FixtureRepo {
     pub fn new() -> FixtureRepo {
         let dir = tempfile::tempdir().expect("temp dir");
-        let repo = FixtureRepo { dir };
-        repo.git(&["init", "-q", "-b", "main"]);
-        repo
+        let mut opts = git2::RepositoryInitOptions::new();
+        opts.initial_head("main");
+        Repository::init_opts(dir.path(), &opts).expect("git init");
+        FixtureRepo { dir }
     }
 
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
 
-    pub fn git(&self, args: &[&str]) -> String {
-        let out = Command::new("git")
-            .args(args)
-            .current_dir(self.path())
-            .env("GIT_AUTHOR_NAME", "Ada Lovelace")
-            .env("GIT_AUTHOR_EMAIL", "ada@example.invalid")
-            .env("GIT_COMMITTER_NAME", "Ada Lovelace")
-            .env("GIT_COMMITTER_EMAIL", "ada@example.invalid")
-            .env("GIT_CONFIG_GLOBAL", "/dev/null")
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .output()
-            .expect("git runs");
-        assert!(
-            out.status.success(),
-            "git {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    fn open(&self) -> Repository {
+        Repository::open(self.path()).expect("the fixture repo opens")
     }
 
     pub fn write(&self, path: &str, contents: &str) -> &Self {
@@ -46,22 +33,68 @@ impl FixtureRepo {
         self
     }
 
-    /// Commits everything; returns the new commit's sha.
+    /// Commits everything in the work tree, deletions included (like `git add -A`
+    /// and `git commit --allow-empty`); returns the new commit's sha.
     pub fn commit(&self, message: &str) -> String {
-        self.git(&["add", "-A"]);
-        self.git(&["commit", "-q", "--allow-empty", "-m", message]);
-        self.head()
+        let repo = self.open();
+        let mut index = repo.index().expect("index");
+        index
+            .add_all(["*"], IndexAddOption::DEFAULT, None)
+            .expect("add");
+        index.update_all(["*"], None).expect("update");
+        index.write().expect("index written");
+        let tree = repo
+            .find_tree(index.write_tree().expect("tree"))
+            .expect("tree");
+        let who = Signature::now("Ada Lovelace", "ada@example.invalid").expect("signature");
+        let parent = repo.head().ok().and_then(|h| h.peel_to_commit().ok());
+        let parents: Vec<&git2::Commit> = parent.iter().collect();
+        repo.commit(Some("HEAD"), &who, &who, message, &tree, &parents)
+            .expect("commit")
+            .to_string()
     }
 
     pub fn head(&self) -> String {
-        self.git(&["rev-parse", "HEAD"])
+        self.open()
+            .head()
+            .and_then(|h| h.peel_to_commit())
+            .expect("a head commit")
+            .id()
+            .to_string()
     }
 
+    /// Switches the work tree to `branch`, creating it at HEAD when `create`.
     pub fn checkout(&self, branch: &str, create: bool) {
+        let repo = self.open();
         if create {
-            self.git(&["checkout", "-q", "-b", branch]);
-        } else {
-            self.git(&["checkout", "-q", branch]);
+            let head = repo
+                .head()
+                .and_then(|h| h.peel_to_commit())
+                .expect("a head commit");
+            repo.branch(branch, &head, false).expect("branch created");
+        }
+        repo.set_head(&format!("refs/heads/{branch}"))
+            .expect("HEAD set");
+        repo.checkout_head(Some(CheckoutBuilder::new().force()))
+            .expect("checkout");
+    }
+
+    /// Renames a branch (HEAD follows when it named it), like `git branch -m`.
+    pub fn rename_branch(&self, from: &str, to: &str) {
+        let repo = self.open();
+        let on_it = repo
+            .head()
+            .ok()
+            .and_then(|h| h.shorthand().ok().map(str::to_owned))
+            .as_deref()
+            == Some(from);
+        repo.find_branch(from, BranchType::Local)
+            .expect("branch")
+            .rename(to, false)
+            .expect("renamed");
+        if on_it {
+            repo.set_head(&format!("refs/heads/{to}"))
+                .expect("HEAD set");
         }
     }
 
