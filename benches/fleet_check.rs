@@ -17,19 +17,22 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
-fn git(dir: &Path, args: &[&str]) {
-    let ok = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_AUTHOR_NAME", "bench")
-        .env("GIT_AUTHOR_EMAIL", "bench@example.invalid")
-        .env("GIT_COMMITTER_NAME", "bench")
-        .env("GIT_COMMITTER_EMAIL", "bench@example.invalid")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .status()
-        .expect("git runs")
-        .success();
-    assert!(ok, "git {args:?}");
+/// Commits every file under `dir` as one commit on a new `main` (git2: no `git`
+/// command needed).
+fn commit_all(dir: &Path, message: &str) {
+    let mut opts = git2::RepositoryInitOptions::new();
+    opts.initial_head("main");
+    let repo = git2::Repository::init_opts(dir, &opts).expect("git init");
+    let mut index = repo.index().expect("index");
+    index
+        .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
+        .expect("add");
+    let tree = repo
+        .find_tree(index.write_tree().expect("tree"))
+        .expect("tree");
+    let who = git2::Signature::now("bench", "bench@example.invalid").expect("signature");
+    repo.commit(Some("HEAD"), &who, &who, message, &tree, &[])
+        .expect("commit");
 }
 
 fn peak_rss_of_children_kib() -> i64 {
@@ -50,13 +53,13 @@ fn main() {
     let repo = work.path().join("repo");
     std::fs::create_dir_all(repo.join("bots")).expect("mkdir");
     std::fs::create_dir_all(repo.join("schemas")).expect("mkdir");
-    git(&repo, &["init", "-q", "-b", "main"]);
 
     let generated = fleet::generate(count, 20, 2026);
     let server = bots::BotServer::start();
     std::fs::write(repo.join("schemas/fleet.schema.json"), fleet::SCHEMA).expect("schema");
     let mut config = format!(
-        "[repo]\nurl = {:?}\nschema_path = \"schemas/fleet.schema.json\"\ncheckout_dir = \"state/repo\"\n[runtime]\nmax_in_flight = 32\n\n",
+        "[state]\npath = \"state/db\"\n[server]\nlisten = \"{}\"\n[repo]\nurl = {:?}\nschema_path = \"schemas/fleet.schema.json\"\ncheckout_dir = \"state/repo\"\n[runtime]\nmax_in_flight = 32\n\n",
+        agent_addr(),
         repo.to_str().expect("utf8")
     );
     for bot in &generated {
@@ -70,8 +73,7 @@ fn main() {
             server.url(&route)
         ));
     }
-    git(&repo, &["add", "-A"]);
-    git(&repo, &["commit", "-q", "-m", "fleet"]);
+    commit_all(&repo, "fleet");
     let cfg = work.path().join("config.toml");
     std::fs::write(&cfg, config).expect("config");
     let expected: BTreeMap<&str, &BTreeSet<String>> = generated
@@ -142,4 +144,107 @@ fn main() {
             "the fleet check must be exact"
         );
     }
+    agent_checks(&cfg, work.path(), count, drifting);
+}
+
+/// The agent (`run`) on the same fleet: its checks keep committed configs cached
+/// and write every bot's state to sled, so its steady state differs from `check`.
+fn agent_checks(cfg: &Path, dir: &Path, count: usize, drifting: usize) {
+    let text = std::fs::read_to_string(cfg).expect("config");
+    let addr: std::net::SocketAddr = text
+        .lines()
+        .find_map(|l| l.strip_prefix("listen = "))
+        .and_then(|v| v.trim_matches('"').parse().ok())
+        .expect("listen address");
+    let started = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_config-drift-detector"))
+        .args(["run", "--config", cfg.to_str().expect("utf8")])
+        .args(["--check-interval", "3s"])
+        .current_dir(dir)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("run starts");
+    let mut previous = (0.0, 0.0);
+    let mut durations = Vec::new();
+    while durations.len() < 5 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(300),
+            "the agent did not finish 5 checks in 300 s"
+        );
+        std::thread::park_timeout(std::time::Duration::from_millis(50));
+        let Some(page) = get(addr, "/metrics") else {
+            continue;
+        };
+        let count_now = value(&page, "drift_check_duration_seconds_count").unwrap_or(0.0);
+        let sum_now = value(&page, "drift_check_duration_seconds_sum").unwrap_or(0.0);
+        if count_now > previous.0 {
+            let in_drift = page
+                .lines()
+                .filter(|l| l.starts_with("bots_in_drift{") && l.ends_with(" 1"))
+                .count();
+            assert_eq!(in_drift, drifting, "the agent's drift count must be exact");
+            durations.push((sum_now - previous.1) / (count_now - previous.0));
+            previous = (count_now, sum_now);
+        }
+    }
+    let hwm = std::fs::read_to_string(format!("/proc/{}/status", child.id()))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .map(|v| v.trim().to_owned())
+        })
+        .unwrap_or_default();
+    // SAFETY: kill(2) on our own child.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let stopping = Instant::now();
+    let status = child.wait().expect("run exits");
+    let state_bytes = dir_size(&dir.join("state/db"));
+    println!(
+        "agent `run`, {count} bots: check durations {} s (first = cold caches), peak RSS {hwm}, state database {} MiB, SIGTERM to exit {:.2} s ({status})",
+        durations
+            .iter()
+            .map(|d| format!("{d:.3}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        state_bytes / (1024 * 1024),
+        stopping.elapsed().as_secs_f64()
+    );
+}
+
+fn agent_addr() -> std::net::SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr")
+}
+
+fn get(addr: std::net::SocketAddr, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned())
+}
+
+fn value(page: &str, series: &str) -> Option<f64> {
+    page.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+fn dir_size(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_size(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
 }
