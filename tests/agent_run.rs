@@ -404,15 +404,37 @@ fn registry_file_is_reread_before_each_check_and_an_empty_one_is_refused() {
     };
     std::fs::write(&registry, entry("alpha") + &entry("beta")).expect("registry");
     let config = fleet.write_config("registry_file = \"registry.toml\"", "", "");
+    fleet.edit("beta", &with_limit(12));
     let agent = fleet.start(&config, "1s");
-    agent.wait_series(r#"bots_in_drift{bot_id="beta"}"#, 0.0, SOON);
+    let detected = agent.wait_gov("GOV_CONFIG_DRIFT_DETECTED", Some("beta"), SOON, |_| true);
+    let episode = field(&detected, "episode_id").expect("episode").to_owned();
     assert_eq!(agent.series("drift_registry_bots"), Some(2.0));
 
+    // Removed: its series go at the next check, its episode stays (no RESOLVED).
     std::fs::write(&registry, entry("alpha")).expect("registry");
     support::poll(SOON, "beta's series deleted", || {
         (!agent.metrics().contains(r#"bot_id="beta""#)).then_some(())
     });
     assert_eq!(agent.series("drift_registry_bots"), Some(1.0));
+    agent.wait_checks(1, SOON);
+    assert!(
+        agent
+            .gov("GOV_CONFIG_DRIFT_RESOLVED", Some("beta"))
+            .is_empty()
+    );
+
+    // Back in the registry within 24 h: the same episode carries on.
+    let seen = agent.gov("GOV_CONFIG_DRIFT_DETECTED", Some("beta")).len();
+    std::fs::write(&registry, entry("alpha") + &entry("beta")).expect("registry");
+    let latest = support::poll(SOON, "beta detected again", || {
+        let records = agent.gov("GOV_CONFIG_DRIFT_DETECTED", Some("beta"));
+        (records.len() > seen).then(|| records[records.len() - 1].clone())
+    });
+    assert_eq!(field(&latest, "episode_id"), Some(episode.as_str()));
+    std::fs::write(&registry, entry("alpha")).expect("registry");
+    support::poll(SOON, "beta's series deleted again", || {
+        (!agent.metrics().contains(r#"bot_id="beta""#)).then_some(())
+    });
 
     // A truncated registry must not read as "no drift".
     std::fs::write(&registry, "").expect("registry");
