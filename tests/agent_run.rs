@@ -6,87 +6,16 @@
 
 mod support;
 
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use config_drift_detector::latch::StateStore;
-use support::agent::{AgentProcess, field, field_f64, free_addr, series_value};
-use support::bots::{BotServer, Reply, admin_edit};
-use support::repo::FixtureRepo;
+use support::agent::{AgentProcess, field, field_f64, series_value};
+use support::fleet_agent::{Fleet, with_limit};
 
 /// Generous bound for anything that should take one or two 1 s intervals: a
 /// busy 2-core CI machine must not make these flaky.
 const SOON: Duration = Duration::from_secs(30);
-
-const SYNCED: &str = r#"{"limit": 10, "mode": "safe", "venues": ["a", "b"]}"#;
-
-fn with_limit(limit: u32) -> String {
-    format!(r#"{{"limit": {limit}, "mode": "safe", "venues": ["a", "b"]}}"#)
-}
-
-/// A repo, bots serving what is committed, and a config for them.
-struct Fleet {
-    repo: FixtureRepo,
-    bots: BotServer,
-    dir: tempfile::TempDir,
-    addr: SocketAddr,
-}
-
-impl Fleet {
-    fn new(slugs: &[&str]) -> Fleet {
-        let repo = FixtureRepo::new();
-        let bots = BotServer::start();
-        for slug in slugs {
-            repo.write(&format!("bots/{slug}.json"), SYNCED);
-            bots.set(&format!("/{slug}"), Reply::Json(SYNCED.into()));
-        }
-        repo.commit("initial configs");
-        Fleet {
-            repo,
-            bots,
-            dir: tempfile::tempdir().expect("temp dir"),
-            addr: free_addr(),
-        }
-    }
-
-    /// Writes the config: `top` at the top level, `repo_extra` inside [repo].
-    fn config(&self, slugs: &[&str], top: &str, repo_extra: &str) -> PathBuf {
-        let bots: String = slugs
-            .iter()
-            .map(|s| {
-                format!(
-                    "[[bots]]\nslug = {s:?}\nruntime = {:?}\n\n",
-                    self.bots.url(&format!("/{s}"))
-                )
-            })
-            .collect();
-        self.write_config(top, repo_extra, &bots)
-    }
-
-    fn write_config(&self, top: &str, repo_extra: &str, bots: &str) -> PathBuf {
-        let text = format!(
-            "{top}\n[repo]\nurl = {:?}\nbranch = \"main\"\nconfig_path = \"bots/{{slug}}.json\"\ncheckout_dir = \"state/repo\"\n{repo_extra}\n[state]\npath = \"state/db\"\n[server]\nlisten = \"{}\"\n\n{bots}",
-            self.repo.path().display().to_string(),
-            self.addr
-        );
-        let path = self.dir.path().join("config.toml");
-        std::fs::write(&path, text).expect("config written");
-        path
-    }
-
-    fn start(&self, config: &Path, interval: &str) -> AgentProcess {
-        AgentProcess::start(config, self.addr, &["--check-interval", interval], &[])
-    }
-
-    fn edit(&self, slug: &str, config: &str) {
-        admin_edit(self.bots.addr, &format!("/{slug}"), config);
-    }
-
-    fn state_db(&self) -> PathBuf {
-        self.dir.path().join("state/db")
-    }
-}
 
 fn now_ms() -> i64 {
     std::time::SystemTime::now()

@@ -5,6 +5,7 @@
 pub mod agent;
 pub mod bots;
 pub mod fleet;
+pub mod fleet_agent;
 pub mod repo;
 pub mod tools;
 
