@@ -73,6 +73,10 @@ pub enum TelemetryError {
     },
     #[error("telemetry shutdown did not finish within {bound:?} for {pending}")]
     ShutdownTimeout { bound: Duration, pending: String },
+    #[error(
+        "telemetry could not be delivered for {failed} (the collector refused or failed); it was dropped"
+    )]
+    ExportFailed { failed: String },
     #[error("RUST_LOG = `{value}` is not a valid log filter: {reason}")]
     LogFilter { value: String, reason: String },
     #[error("logging was already set up in this process")]
@@ -300,14 +304,17 @@ fn run_bounded(jobs: Vec<(&'static str, Job)>) -> Result<(), TelemetryError> {
             Err(_) => break,
         }
     }
-    failed.extend(pending);
-    if failed.is_empty() {
-        Ok(())
-    } else {
+    if !pending.is_empty() {
         Err(TelemetryError::ShutdownTimeout {
             bound: SHUTDOWN_BOUND,
-            pending: failed.join(", "),
+            pending: pending.join(", "),
         })
+    } else if !failed.is_empty() {
+        Err(TelemetryError::ExportFailed {
+            failed: failed.join(", "),
+        })
+    } else {
+        Ok(())
     }
 }
 
