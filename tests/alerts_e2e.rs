@@ -1,0 +1,888 @@
+//! The shipped alert rules, Alertmanager example and dashboard against the real
+//! agent (CONTRACT §11, §13, §14). The agent (`run`, 1 s checks) watches
+//! fixture bots and a fixture repo with real commits; a real Prometheus scrapes
+//! its `/metrics` every second with `alerts/config-drift.rules.yml` loaded
+//! unchanged, so every join meets the `job` and `instance` labels a scrape adds.
+//!
+//! - The issue's flow, mode advisory: a real Alertmanager runs the example config
+//!   (receivers pointed at a webhook sink in this test, group timers at 1 s). A
+//!   live edit through a bot's admin endpoint reaches the sink as a firing
+//!   ConfigDriftDetected (warning); a commit adopting the edit reaches it as
+//!   resolved; then every dashboard panel query returns data from that
+//!   Prometheus, and the counts it shows are what happened.
+//! - Mode enforced: every other rule that can start within seconds is driven
+//!   into pending or firing by the situation it is about, proving its joins
+//!   match the real series, not only promtool's hand-written ones.
+//!
+//! Only loopback. Prometheus and Alertmanager come from `.ci/install-tools` (or
+//! PATH): missing, a test skips with a printed reason, or fails under `CI=true`.
+//! Cost: the flow takes about 12 s (checks, scrapes, rule evaluations and group
+//! timers of 1 s each); the rules test 15–70 s, because ConfigDriftUnknown reads
+//! a 1 m subquery grid and needs a minute boundary after the bot's series
+//! appear. The two run side by side.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde_json::Value;
+use support::agent::{AgentProcess, free_addr};
+use support::bots::{BotServer, Reply, admin_edit};
+use support::repo::FixtureRepo;
+use support::tools::{self, Alertmanager, Prometheus, grafana};
+
+/// Generous bound for one hop of the pipeline (a check, a scrape, a rule
+/// evaluation, an Alertmanager group flush, each 1 s): a busy 2-core CI machine
+/// must not make this flaky.
+const SOON: Duration = Duration::from_secs(45);
+
+const SYNCED: &str = r#"{"limit": 10, "mode": "safe", "venues": ["a", "b"]}"#;
+
+fn with_limit(limit: u32) -> String {
+    format!(r#"{{"limit": {limit}, "mode": "safe", "venues": ["a", "b"]}}"#)
+}
+
+/// Where the example config's placeholders point: paths are kept, so the sink
+/// tells the receivers apart.
+const ONCALL_PATH: &str = "/v1/webhook/gov-oncall";
+const CHAT_PATH: &str = "/services/REPLACE/ME";
+
+// ---------------------------------------------------------------------------
+// The fleet: a repo, bots serving what is committed, the agent's config
+
+struct Fleet {
+    repo: FixtureRepo,
+    bots: BotServer,
+    dir: tempfile::TempDir,
+    addr: SocketAddr,
+}
+
+impl Fleet {
+    fn new(slugs: &[&str]) -> Fleet {
+        let repo = FixtureRepo::new();
+        let bots = BotServer::start();
+        for slug in slugs {
+            repo.write(&format!("bots/{slug}.json"), SYNCED);
+            bots.set(&format!("/{slug}"), Reply::Json(SYNCED.into()));
+        }
+        repo.commit("initial configs");
+        Fleet {
+            repo,
+            bots,
+            dir: tempfile::tempdir().expect("temp dir"),
+            addr: free_addr(),
+        }
+    }
+
+    /// The agent's config: `top` at the top level, one `[[bots]]` per slug.
+    fn config(&self, slugs: &[&str], top: &str) -> PathBuf {
+        let bots: String = slugs
+            .iter()
+            .map(|s| {
+                format!(
+                    "[[bots]]\nslug = {s:?}\nruntime = {:?}\n\n",
+                    self.bots.url(&format!("/{s}"))
+                )
+            })
+            .collect();
+        let text = format!(
+            "{top}\n[repo]\nurl = {:?}\nbranch = \"main\"\nconfig_path = \"bots/{{slug}}.json\"\ncheckout_dir = \"state/repo\"\n\n[state]\npath = \"state/db\"\n[server]\nlisten = \"{}\"\n\n{bots}",
+            self.repo.path().display().to_string(),
+            self.addr
+        );
+        let path = self.dir.path().join("config.toml");
+        std::fs::write(&path, text).expect("config written");
+        path
+    }
+
+    /// The agent's config reading its bots from `registry.toml` (re-read before
+    /// every check), which starts with `slugs`.
+    fn config_with_registry(&self, slugs: &[&str], top: &str) -> PathBuf {
+        self.write_registry(slugs);
+        self.config(&[], &format!("{top}\nregistry_file = \"registry.toml\""))
+    }
+
+    fn write_registry(&self, slugs: &[&str]) {
+        let bots: String = slugs
+            .iter()
+            .map(|s| {
+                format!(
+                    "[[bots]]\nslug = {s:?}\nruntime = {:?}\n\n",
+                    self.bots.url(&format!("/{s}"))
+                )
+            })
+            .collect();
+        std::fs::write(self.dir.path().join("registry.toml"), bots).expect("registry written");
+    }
+
+    fn start(&self, config: &Path) -> AgentProcess {
+        AgentProcess::start(config, self.addr, &["--check-interval", "1s"], &[])
+    }
+
+    /// A live edit, as an on-call would make it in the bot's admin UI.
+    fn edit(&self, slug: &str, config: &str) {
+        admin_edit(self.bots.addr, &format!("/{slug}"), config);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The webhook sink: every POST Alertmanager makes, with its path and JSON body
+
+#[derive(Clone, Debug)]
+struct Post {
+    path: String,
+    body: Value,
+}
+
+struct Sink {
+    addr: SocketAddr,
+    posts: Arc<Mutex<Vec<Post>>>,
+}
+
+impl Sink {
+    fn start() -> Sink {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the sink");
+        let addr = listener.local_addr().expect("the sink's address");
+        let posts: Arc<Mutex<Vec<Post>>> = Arc::default();
+        let shared = Arc::clone(&posts);
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let posts = Arc::clone(&shared);
+                std::thread::spawn(move || serve_sink(stream, &posts));
+            }
+        });
+        Sink { addr, posts }
+    }
+
+    fn base_url(&self) -> String {
+        format!("http://{}/", self.addr)
+    }
+
+    fn posts(&self) -> Vec<Post> {
+        self.posts.lock().expect("sink posts").clone()
+    }
+
+    /// Polls until a post to `path` satisfies `pred`; returns it.
+    async fn wait(&self, path: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let end = Instant::now() + SOON;
+        loop {
+            if let Some(p) = self
+                .posts()
+                .into_iter()
+                .find(|p| p.path == path && pred(&p.body))
+            {
+                return p.body;
+            }
+            assert!(
+                Instant::now() < end,
+                "no {what} reached {path} within {SOON:?}; the sink got:\n{:#?}",
+                self.posts()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// HTTP/1.1 with keep-alive (Alertmanager's client reuses connections); bodies
+/// by Content-Length or chunked. Anything unparsable ends the connection.
+fn serve_sink(stream: TcpStream, posts: &Mutex<Vec<Post>>) {
+    let Ok(read_half) = stream.try_clone() else {
+        return;
+    };
+    let mut reader = BufReader::new(read_half);
+    let mut out = stream;
+    loop {
+        let mut request_line = String::new();
+        if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
+            return;
+        }
+        let mut length = 0usize;
+        let mut chunked = false;
+        loop {
+            let mut h = String::new();
+            if reader.read_line(&mut h).unwrap_or(0) == 0 {
+                return;
+            }
+            if h == "\r\n" || h == "\n" {
+                break;
+            }
+            if let Some((name, value)) = h.split_once(':') {
+                if name.eq_ignore_ascii_case("content-length") {
+                    length = value.trim().parse().unwrap_or(0);
+                } else if name.eq_ignore_ascii_case("transfer-encoding") {
+                    chunked = value.trim().eq_ignore_ascii_case("chunked");
+                }
+            }
+        }
+        let body = if chunked {
+            match read_chunked(&mut reader) {
+                Some(b) => b,
+                None => return,
+            }
+        } else {
+            let mut b = vec![0u8; length];
+            if reader.read_exact(&mut b).is_err() {
+                return;
+            }
+            b
+        };
+        let path = request_line
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or("/")
+            .to_owned();
+        let body = serde_json::from_slice(&body)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
+        posts.lock().expect("sink posts").push(Post { path, body });
+        if out
+            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
+fn read_chunked(reader: &mut impl BufRead) -> Option<Vec<u8>> {
+    let mut body = Vec::new();
+    loop {
+        let mut size_line = String::new();
+        reader.read_line(&mut size_line).ok()?;
+        let size = usize::from_str_radix(size_line.trim().split(';').next()?, 16).ok()?;
+        let mut chunk = vec![0u8; size + 2];
+        reader.read_exact(&mut chunk).ok()?;
+        if size == 0 {
+            return Some(body);
+        }
+        body.extend_from_slice(&chunk[..size]);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Configs for the real tools
+
+fn repo_file(rel: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(rel);
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{} cannot be read: {e}", path.display()))
+}
+
+/// The example Alertmanager config with its placeholder URLs pointed at the
+/// sink and every group_wait/group_interval at 1 s (the shipped 10 s–5 m would
+/// make the test wait minutes). Nothing else changes: routes, receivers,
+/// `send_resolved` and inhibitions are the shipped ones.
+fn alertmanager_config(sink: &Sink) -> String {
+    let text = repo_file("alerts/alertmanager.example.yml");
+    let receiver_configs = text.matches("_configs:").count();
+    assert_eq!(
+        text.matches("send_resolved: true").count(),
+        receiver_configs,
+        "every receiver of the example config must send resolved notifications"
+    );
+    let mut timers = 0;
+    let rewritten: Vec<String> = text
+        .lines()
+        .map(|line| {
+            let key = line.trim_start();
+            if key.starts_with("group_wait:") || key.starts_with("group_interval:") {
+                timers += 1;
+                let indent = &line[..line.len() - key.len()];
+                let name = key.split(':').next().unwrap_or(key);
+                format!("{indent}{name}: 1s")
+            } else {
+                line.to_owned()
+            }
+        })
+        .collect();
+    assert!(
+        timers >= 2,
+        "the example config has no group timers to shorten"
+    );
+    let replaced = rewritten
+        .join("\n")
+        .replace("https://pager.example.invalid/", &sink.base_url())
+        .replace("https://hooks.slack.example.invalid/", &sink.base_url());
+    assert!(!replaced.contains("example.invalid"), "a placeholder left");
+    replaced
+}
+
+/// Scrapes the agent every second, evaluates the shipped rules every second and
+/// sends to `alertmanager` if there is one. `job` and `instance` are the ones
+/// any scrape adds.
+fn prometheus_config(agent: SocketAddr, alertmanager: Option<&Alertmanager>) -> String {
+    let alerting = alertmanager.map_or(String::new(), |am| {
+        format!(
+            "alerting:
+  alertmanagers:
+    - static_configs:
+        - targets: ['127.0.0.1:{}']
+",
+            am.port
+        )
+    });
+    format!(
+        "global:
+  scrape_interval: 1s
+  scrape_timeout: 1s
+  evaluation_interval: 1s
+rule_files:
+  - config-drift.rules.yml
+{alerting}scrape_configs:
+  - job_name: config-drift-detector
+    static_configs:
+      - targets: ['{agent}']
+"
+    )
+}
+
+/// Prometheus with the shipped rules, copied unchanged, scraping `agent`.
+async fn start_prometheus(agent: SocketAddr, alertmanager: Option<&Alertmanager>) -> Prometheus {
+    Prometheus::start_with_files(
+        &prometheus_config(agent, alertmanager),
+        &[(
+            "config-drift.rules.yml",
+            &repo_file("alerts/config-drift.rules.yml"),
+        )],
+    )
+    .await
+    .expect("Prometheus starts with the shipped rules")
+}
+
+// ---------------------------------------------------------------------------
+// Prometheus' HTTP API beyond what the starter offers
+
+/// GET `path` with `params` from Prometheus' API; returns `data` of a
+/// successful reply.
+async fn api(prom: &Prometheus, path: &str, params: &[(&str, &str)]) -> Value {
+    let mut url = reqwest::Url::parse(&format!("{}{path}", prom.url())).expect("a loopback URL");
+    url.query_pairs_mut().extend_pairs(params);
+    let reply = tools::http_client()
+        .get(url.clone())
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{url}: {e}"));
+    let text = reply.text().await.unwrap_or_else(|e| panic!("{url}: {e}"));
+    let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{url}: {e}: {text}"));
+    assert_eq!(v["status"], "success", "{url}: {text}");
+    v["data"].clone()
+}
+
+/// The shipped rule group as Prometheus runs it (`/api/v1/rules`).
+async fn rules(prom: &Prometheus) -> Vec<Value> {
+    let data = api(prom, "/api/v1/rules", &[]).await;
+    data["groups"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|g| g["rules"].as_array().cloned().unwrap_or_default())
+        .collect()
+}
+
+fn rfc3339(ts: &str) -> Option<SystemTime> {
+    humantime::parse_rfc3339(ts).ok()
+}
+
+/// Polls until every rule has been evaluated after `after`; asserts each
+/// evaluation succeeded (a join that does not match the real series' labels,
+/// e.g. many-to-many, shows up here as `health: err`).
+async fn wait_rules_evaluated_after(prom: &Prometheus, after: SystemTime) -> Vec<Value> {
+    let end = Instant::now() + SOON;
+    loop {
+        let rules = rules(prom).await;
+        let bad: Vec<String> = rules
+            .iter()
+            .filter(|r| r["health"] == "err")
+            .map(|r| format!("{}: {}", r["name"], r["lastError"]))
+            .collect();
+        assert!(
+            bad.is_empty(),
+            "rules fail against the agent's series: {bad:#?}"
+        );
+        let evaluated = !rules.is_empty()
+            && rules.iter().all(|r| {
+                r["lastEvaluation"]
+                    .as_str()
+                    .and_then(rfc3339)
+                    .is_some_and(|t| t > after)
+            });
+        if evaluated {
+            return rules;
+        }
+        assert!(
+            Instant::now() < end,
+            "the rules were not all evaluated within {SOON:?}: {rules:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Polls an instant query until it returns a series whose value is `value`.
+async fn wait_value(prom: &Prometheus, promql: &str, value: f64) {
+    let end = Instant::now() + SOON;
+    loop {
+        let result = prom.query(promql).await.expect("query");
+        let hit = result.as_array().into_iter().flatten().any(|s| {
+            s["value"][1]
+                .as_str()
+                .and_then(|v| v.parse::<f64>().ok())
+                .is_some_and(|v| v == value)
+        });
+        if hit {
+            return;
+        }
+        assert!(
+            Instant::now() < end,
+            "{promql} did not reach {value} within {SOON:?}; last: {result}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Alertmanager's notifications
+
+/// The ConfigDriftDetected alert for `bot` inside a webhook notification with
+/// this overall `status`, if it has one.
+fn drift_alert<'a>(notification: &'a Value, bot: &str, status: &str) -> Option<&'a Value> {
+    if notification["status"] != status {
+        return None;
+    }
+    notification["alerts"].as_array()?.iter().find(|a| {
+        a["labels"]["alertname"] == "ConfigDriftDetected"
+            && a["labels"]["bot_id"] == bot
+            && a["status"] == status
+    })
+}
+
+/// Whether any notification so far names `bot`.
+fn notified_about(sink: &Sink, bot: &str) -> bool {
+    sink.posts().iter().any(|p| {
+        p.body
+            .to_string()
+            .contains(&format!("\"bot_id\":\"{bot}\""))
+    })
+}
+
+// ---------------------------------------------------------------------------
+// The test
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_edit_pages_through_alertmanager_a_commit_resolves_it_and_every_panel_has_data() {
+    if !tools::require_all(&["prometheus", "alertmanager"]) {
+        return;
+    }
+    let began = Instant::now();
+    let sink = Sink::start();
+    let am = Alertmanager::start(&alertmanager_config(&sink))
+        .await
+        .expect("Alertmanager starts with the example config");
+
+    let slugs = ["alpha", "beta"];
+    let fleet = Fleet::new(&slugs);
+    let config = fleet.config(&slugs, "mode = \"advisory\"");
+    let agent = tokio::task::block_in_place(|| fleet.start(&config));
+
+    let prom = start_prometheus(agent.addr, Some(&am)).await;
+    let instance = agent.addr.to_string();
+
+    // Bots in sync: the rules see the agent's series, evaluate cleanly, page nothing.
+    for slug in slugs {
+        wait_value(
+            &prom,
+            &format!(r#"bots_in_drift{{bot_id="{slug}",instance="{instance}"}}"#),
+            0.0,
+        )
+        .await;
+    }
+    wait_value(
+        &prom,
+        r#"drift_detector_info{job="config-drift-detector",mode="advisory"}"#,
+        1.0,
+    )
+    .await;
+    let in_sync = wait_rules_evaluated_after(&prom, SystemTime::now()).await;
+    let active: Vec<&Value> = in_sync
+        .iter()
+        .flat_map(|r| r["alerts"].as_array().into_iter().flatten())
+        .collect();
+    assert!(
+        active.is_empty(),
+        "alerts while every bot is in sync: {active:#?}"
+    );
+    assert!(
+        sink.posts().is_empty(),
+        "notifications while in sync: {:#?}",
+        sink.posts()
+    );
+
+    // A live edit: ConfigDriftDetected for alpha reaches gov-oncall, and the chat.
+    tokio::task::block_in_place(|| fleet.edit("alpha", &with_limit(12)));
+    let fired = sink
+        .wait(ONCALL_PATH, "a firing ConfigDriftDetected for alpha", |n| {
+            drift_alert(n, "alpha", "firing").is_some()
+        })
+        .await;
+    let alert = drift_alert(&fired, "alpha", "firing").expect("the alert");
+    assert_eq!(fired["receiver"], "gov-oncall", "{fired:#}");
+    assert_eq!(alert["labels"]["severity"], "warning", "{alert:#}");
+    assert_eq!(alert["labels"]["job"], "config-drift-detector", "{alert:#}");
+    assert_eq!(alert["labels"]["shard"], "1/1", "{alert:#}");
+    assert!(
+        alert["annotations"]["summary"]
+            .as_str()
+            .is_some_and(|s| s.contains("alpha") && s.contains("1 field")),
+        "{alert:#}"
+    );
+    assert!(
+        alert["annotations"]["runbook_url"]
+            .as_str()
+            .is_some_and(|u| u.ends_with("runbook.md#configdriftdetected")),
+        "{alert:#}"
+    );
+    sink.wait(CHAT_PATH, "the #polytraders-gov copy", |n| {
+        n["channel"] == "#polytraders-gov" && n.to_string().contains("alpha")
+    })
+    .await;
+    assert!(
+        !notified_about(&sink, "beta"),
+        "beta is in sync but was notified: {:#?}",
+        sink.posts()
+    );
+
+    // A commit adopting the edit: the resolved notification arrives.
+    fleet.repo.write("bots/alpha.json", &with_limit(12));
+    fleet.repo.commit("adopt limit 12 for alpha");
+    let resolved = sink
+        .wait(
+            ONCALL_PATH,
+            "a resolved ConfigDriftDetected for alpha",
+            |n| drift_alert(n, "alpha", "resolved").is_some(),
+        )
+        .await;
+    assert_eq!(resolved["receiver"], "gov-oncall", "{resolved:#}");
+
+    // For the dashboard: a drift open now (tables of drifting bots), next to
+    // alpha's resolved episode (resolution histograms).
+    tokio::task::block_in_place(|| fleet.edit("beta", &with_limit(7)));
+    wait_value(
+        &prom,
+        &format!(r#"bots_in_drift{{bot_id="beta",instance="{instance}"}}"#),
+        1.0,
+    )
+    .await;
+    let after_flow = wait_rules_evaluated_after(&prom, SystemTime::now()).await;
+    assert!(
+        after_flow.iter().all(|r| r["health"] == "ok"),
+        "{after_flow:#?}"
+    );
+
+    let panels = run_panel_queries(&prom, &instance, began.elapsed()).await;
+    let failing: Vec<String> = panels
+        .iter()
+        .filter(|q| !has_data(&q.data))
+        .map(|q| {
+            format!(
+                "{:?} {} ({}): {}\n  → {}",
+                q.title,
+                q.ref_id,
+                if q.instant { "instant" } else { "range" },
+                q.expr,
+                q.data["result"]
+            )
+        })
+        .collect();
+    assert!(
+        failing.is_empty(),
+        "dashboard panels without data from a Prometheus fed by the agent:\n{}",
+        failing.join("\n")
+    );
+    // What the panels show is what happened: one bot drifting now (beta), one
+    // episode resolved (alpha's), counted once.
+    let max_of = |title: &str, ref_id: &str| {
+        let q = panels
+            .iter()
+            .find(|q| q.title == title && q.ref_id == ref_id)
+            .unwrap_or_else(|| panic!("no panel {title:?} {ref_id}"));
+        max_sample(&q.data)
+    };
+    assert_eq!(max_of("Bots in drift", "A"), Some(1.0));
+    assert_eq!(max_of("Episodes resolved", "A"), Some(1.0));
+    let drifting = &panels
+        .iter()
+        .find(|q| q.title == "Drifting bots" && q.ref_id == "A")
+        .expect("the drifting bots table")
+        .data["result"];
+    assert_eq!(drifting[0]["metric"]["bot_id"], "beta", "{drifting}");
+    assert!(
+        max_of("Resolution time, dashboard range", "A").is_some_and(|m| m > 0.0 && m <= 1.0),
+        "alpha's episode lasted seconds, so its median falls in the first bucket (≤ 1 min)"
+    );
+    eprintln!("alerts e2e took {:?}", began.elapsed());
+}
+
+/// One dashboard query and Prometheus' answer (`data` of the reply).
+struct PanelResult {
+    title: String,
+    ref_id: String,
+    expr: String,
+    instant: bool,
+    data: Value,
+}
+
+/// Runs every dashboard query against `prom` as Grafana would for a dashboard
+/// showing the test's whole run: stat and table panels as instant queries,
+/// time series as range queries over the run with a 1 s step.
+async fn run_panel_queries(prom: &Prometheus, instance: &str, ran: Duration) -> Vec<PanelResult> {
+    let range_s = ran.as_secs() + 5;
+    let vars = grafana::Vars {
+        // Grafana sends one selected value as is (its dots match themselves too).
+        instance: instance.to_owned(),
+        rate_interval: "15s".to_owned(),
+        interval: "1s".to_owned(),
+        range: format!("{range_s}s"),
+    };
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs_f64();
+    let (start, end) = (format!("{}", now - range_s as f64), format!("{now}"));
+    let mut results = Vec::new();
+    for (title, ref_id, expr, instant) in grafana::runnable_queries(&vars) {
+        let data = if instant {
+            api(prom, "/api/v1/query", &[("query", &expr), ("time", &end)]).await
+        } else {
+            api(
+                prom,
+                "/api/v1/query_range",
+                &[
+                    ("query", &expr),
+                    ("start", &start),
+                    ("end", &end),
+                    ("step", "1"),
+                ],
+            )
+            .await
+        };
+        results.push(PanelResult {
+            title,
+            ref_id,
+            expr,
+            instant,
+            data,
+        });
+    }
+    let titles: BTreeSet<&str> = results.iter().map(|r| r.title.as_str()).collect();
+    assert!(titles.len() >= 15, "only {} panels queried", titles.len());
+    results
+}
+
+/// Every sample's value, of an instant (`value`) or a range (`values`) reply.
+fn samples(data: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    for s in data["result"].as_array().into_iter().flatten() {
+        let points = s
+            .get("value")
+            .into_iter()
+            .chain(s["values"].as_array().into_iter().flatten());
+        out.extend(points.filter_map(|p| p[1].as_str().map(str::to_owned)));
+    }
+    out
+}
+
+fn max_sample(data: &Value) -> Option<f64> {
+    samples(data)
+        .iter()
+        .filter_map(|v| v.parse::<f64>().ok())
+        .filter(|v| !v.is_nan())
+        .reduce(f64::max)
+}
+
+/// A query has data when it returns a series with at least one sample that is
+/// not NaN (Grafana draws NaN as nothing).
+fn has_data(data: &Value) -> bool {
+    samples(data).iter().any(|v| v != "NaN")
+}
+
+// ---------------------------------------------------------------------------
+// Every rule's joins against the real agent's series
+
+/// Polls the rules API until rule `name` holds an alert (pending or firing)
+/// whose labels include `labels`; returns that alert. A `for:` of minutes does
+/// not delay this: a pending alert already proves the expression matched the
+/// agent's real series through every join.
+async fn wait_alert(
+    prom: &Prometheus,
+    name: &str,
+    labels: &[(&str, &str)],
+    within: Duration,
+) -> Value {
+    let end = Instant::now() + within;
+    loop {
+        let rules = rules(prom).await;
+        let rule = rules
+            .iter()
+            .find(|r| r["name"] == name)
+            .unwrap_or_else(|| panic!("no rule {name} loaded"));
+        assert_eq!(rule["health"], "ok", "{rule:#}");
+        let found = rule["alerts"].as_array().into_iter().flatten().find(|a| {
+            labels.iter().all(|(k, v)| a["labels"][*k] == *v)
+                && matches!(a["state"].as_str(), Some("pending" | "firing"))
+        });
+        if let Some(alert) = found {
+            return alert.clone();
+        }
+        assert!(
+            Instant::now() < end,
+            "{name} with {labels:?} was neither pending nor firing within {within:?}: {rule:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The rules other than ConfigDriftDetected, each driven by what would raise it
+/// in production, until it is pending or firing against the real agent's series
+/// as Prometheus labels them (`job`, `instance`). Not covered, because they
+/// need what this test cannot make in seconds: ConfigDriftCheckStale (a minute
+/// without a successful check) and ConfigDriftDetectorPausedTooLong (a pause,
+/// through an admin API the agent does not serve yet).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_quick_rule_goes_pending_or_firing_against_the_real_agent() {
+    if tools::require("prometheus").is_none() {
+        return;
+    }
+    let slugs = ["a", "b", "c", "d"];
+    let fleet = Fleet::new(&slugs);
+    let config = fleet.config(&slugs, "mode = \"enforced\"");
+    let mut agent = tokio::task::block_in_place(|| fleet.start(&config));
+    let prom = start_prometheus(agent.addr, None).await;
+    for slug in slugs {
+        wait_value(&prom, &format!(r#"bots_in_drift{{bot_id="{slug}"}}"#), 0.0).await;
+    }
+
+    // d stops answering: UNKNOWN. The rule reconstructs the spell's start on a
+    // 1 m subquery grid, so it needs a minute boundary with data: up to 60 s.
+    fleet.bots.set("/d", Reply::Status(503));
+    // Three of four bots drift: each one's drift, its enforced escalation, and
+    // the fleet-wide mass drift.
+    tokio::task::block_in_place(|| {
+        for slug in ["a", "b", "c"] {
+            fleet.edit(slug, &with_limit(20));
+        }
+    });
+    for slug in ["a", "b", "c"] {
+        let detected = wait_alert(&prom, "ConfigDriftDetected", &[("bot_id", slug)], SOON).await;
+        assert_eq!(detected["labels"]["severity"], "warning", "{detected:#}");
+        let unresolved =
+            wait_alert(&prom, "ConfigDriftUnresolved", &[("bot_id", slug)], SOON).await;
+        assert_eq!(
+            unresolved["labels"]["severity"], "critical",
+            "{unresolved:#}"
+        );
+    }
+    let mass = wait_alert(
+        &prom,
+        "ConfigDriftMassDrift",
+        &[("job", "config-drift-detector"), ("branch", "main")],
+        SOON,
+    )
+    .await;
+    assert_eq!(mass["value"], "3e+00", "{mass:#}");
+    wait_alert(
+        &prom,
+        "ConfigDriftUnknown",
+        &[("bot_id", "d"), ("shard", "1/1")],
+        Duration::from_secs(90),
+    )
+    .await;
+
+    // The registry loses a bot (4 → 3, under 80 %) through an accepted reload.
+    let instance = agent.addr.to_string();
+    let good = fleet.config(&["a", "b", "c"], "mode = \"enforced\"");
+    agent.signal(libc::SIGHUP);
+    wait_alert(
+        &prom,
+        "ConfigDriftRegistryShrank",
+        &[("instance", &instance)],
+        SOON,
+    )
+    .await;
+
+    // A re-read config is refused: the alert holds across the checks that
+    // follow (it waits 10 m before paging).
+    refuse_config_reload(&agent, &good);
+    let refused = [("instance", instance.as_str())];
+    wait_alert(&prom, "ConfigDriftConfigReloadFailing", &refused, SOON).await;
+    stays_active(&prom, "ConfigDriftConfigReloadFailing", &refused).await;
+
+    // The agent dies: no healthy detector for its shard.
+    tokio::task::block_in_place(|| agent.kill9());
+    wait_alert(
+        &prom,
+        "ConfigDriftDetectorDown",
+        &[("job", "config-drift-detector"), ("shard", "1/1")],
+        SOON,
+    )
+    .await;
+}
+
+/// Rewrites the agent's config with an unknown key and sends SIGHUP, which the
+/// agent must refuse.
+fn refuse_config_reload(agent: &AgentProcess, config: &Path) {
+    let good = std::fs::read_to_string(config).expect("config");
+    std::fs::write(config, format!("chek_interval_minutes = 5\n{good}")).expect("config written");
+    agent.signal(libc::SIGHUP);
+}
+
+/// How long an alert must stay pending to show it survives the checks after it
+/// began: five 1 s checks, scrapes and evaluations.
+const HOLD: Duration = Duration::from_secs(5);
+
+/// Polls the rules API for [`HOLD`], asserting at every poll that the alert is
+/// still pending or firing (a `for:` restarts from zero if it drops once).
+async fn stays_active(prom: &Prometheus, name: &str, labels: &[(&str, &str)]) {
+    let end = Instant::now() + HOLD;
+    while Instant::now() < end {
+        let rules = rules(prom).await;
+        let alerts: Vec<&Value> = rules
+            .iter()
+            .filter(|r| r["name"] == name)
+            .flat_map(|r| r["alerts"].as_array().into_iter().flatten())
+            .collect();
+        assert!(
+            alerts
+                .iter()
+                .any(|a| labels.iter().all(|(k, v)| a["labels"][*k] == *v)),
+            "{name} with {labels:?} dropped within {HOLD:?} of going pending: {alerts:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// ConfigDriftConfigReloadFailing must also hold for an agent that reads its
+/// bots from a registry file. Ignored until the agent is fixed: every accepted
+/// registry re-read before a check sets `drift_config_last_reload_successful`
+/// back to 1 (src/agent/mod.rs, `reread_registry`), hiding the refused config
+/// within one interval, so the alert's 10 m `for:` never completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "agent bug: an accepted registry re-read resets drift_config_last_reload_successful after a refused config"]
+async fn a_refused_config_keeps_alerting_while_the_registry_file_is_reread() {
+    if tools::require("prometheus").is_none() {
+        return;
+    }
+    let slugs = ["a", "b"];
+    let fleet = Fleet::new(&slugs);
+    let config = fleet.config_with_registry(&slugs, "mode = \"advisory\"");
+    let agent = tokio::task::block_in_place(|| fleet.start(&config));
+    let prom = start_prometheus(agent.addr, None).await;
+    wait_value(&prom, r#"bots_in_drift{bot_id="b"}"#, 0.0).await;
+    let instance = agent.addr.to_string();
+    let refused = [("instance", instance.as_str())];
+    refuse_config_reload(&agent, &config);
+    wait_alert(&prom, "ConfigDriftConfigReloadFailing", &refused, SOON).await;
+    stays_active(&prom, "ConfigDriftConfigReloadFailing", &refused).await;
+}
