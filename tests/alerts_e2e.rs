@@ -864,12 +864,10 @@ async fn stays_active(prom: &Prometheus, name: &str, labels: &[(&str, &str)]) {
 }
 
 /// ConfigDriftConfigReloadFailing must also hold for an agent that reads its
-/// bots from a registry file. Ignored until the agent is fixed: every accepted
-/// registry re-read before a check sets `drift_config_last_reload_successful`
-/// back to 1 (src/agent/mod.rs, `reread_registry`), hiding the refused config
-/// within one interval, so the alert's 10 m `for:` never completes.
+/// bots from a registry file: the accepted registry re-read before every check
+/// must not hide a refused config (`drift_config_last_reload_successful` shows
+/// both), or the alert's 10 m `for:` would never complete.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "agent bug: an accepted registry re-read resets drift_config_last_reload_successful after a refused config"]
 async fn a_refused_config_keeps_alerting_while_the_registry_file_is_reread() {
     if tools::require("prometheus").is_none() {
         return;

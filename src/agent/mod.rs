@@ -60,6 +60,9 @@ pub struct Agent {
     secret_key: SecretKey,
     telemetry: Arc<Telemetry>,
     status: Arc<AgentStatus>,
+    /// Whether the latest re-read of the config file (SIGHUP) and of the registry
+    /// file were accepted: `drift_config_last_reload_successful` shows both.
+    reloads: Reloads,
     /// The last finished check, for whoever watches (`subscribe`).
     views: watch::Sender<Option<Arc<CheckView>>>,
 }
@@ -92,6 +95,10 @@ impl Agent {
             telemetry,
             status,
             views: watch::Sender::new(None),
+            reloads: Reloads {
+                config: true,
+                registry: true,
+            },
         })
     }
 
@@ -132,7 +139,7 @@ impl Agent {
                 for e in &errors {
                     tracing::error!(error = %e, "Config reload refused; the running config stays in force.");
                 }
-                self.telemetry.metrics().config_reloaded(false);
+                self.record_reload(Reread::Config, false);
                 return false;
             }
         };
@@ -157,7 +164,7 @@ impl Agent {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!(error = %e, "Config reload refused; the running config stays in force.");
-                self.telemetry.metrics().config_reloaded(false);
+                self.record_reload(Reread::Config, false);
                 return false;
             }
         };
@@ -172,7 +179,7 @@ impl Agent {
         if self.config.mode == Mode::Off {
             self.telemetry.metrics().forget_bots();
         }
-        self.telemetry.metrics().config_reloaded(true);
+        self.record_reload(Reread::Config, true);
         tracing::info!(
             mode = self.config.mode.as_str(),
             bots = self.bots.len(),
@@ -199,16 +206,45 @@ impl Agent {
                     );
                     self.bots = mine;
                 }
-                self.telemetry.metrics().config_reloaded(true);
+                self.record_reload(Reread::Registry, true);
             }
             Err(errors) => {
                 for e in &errors {
                     tracing::error!(error = %e, "Registry re-read refused; the previous registry stays in force.");
                 }
-                self.telemetry.metrics().config_reloaded(false);
+                self.record_reload(Reread::Registry, false);
             }
         }
     }
+}
+
+impl Agent {
+    fn record_reload(&mut self, which: Reread, accepted: bool) {
+        match which {
+            Reread::Config => {
+                self.reloads.config = accepted;
+                // A new config file names its registry afresh.
+                if accepted {
+                    self.reloads.registry = true;
+                }
+            }
+            Reread::Registry => self.reloads.registry = accepted,
+        }
+        let all = self.reloads.config && self.reloads.registry;
+        self.telemetry.metrics().config_reloaded(accepted, all);
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Reread {
+    Config,
+    Registry,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Reloads {
+    config: bool,
+    registry: bool,
 }
 
 /// `drift_detector_info` and the interval gauge for a config.

@@ -731,10 +731,12 @@ impl Metrics {
         self.paused.record(u64::from(paused), &[]);
     }
 
-    /// A config or registry re-read was accepted (`true`) or refused (`false`,
-    /// which also counts a reload failure).
-    pub fn config_reloaded(&self, accepted: bool) {
-        self.last_reload_ok.record(u64::from(accepted), &[]);
+    /// A config or registry re-read was accepted (`accepted`) or refused (which
+    /// counts a reload failure); `all_accepted` is what the gauge shows: whether
+    /// the latest re-read of the config file *and* of the registry were accepted,
+    /// so a refused config stays visible while registry re-reads succeed.
+    pub fn config_reloaded(&self, accepted: bool, all_accepted: bool) {
+        self.last_reload_ok.record(u64::from(all_accepted), &[]);
         if !accepted {
             self.reload_failures.add(1, &[]);
         }
