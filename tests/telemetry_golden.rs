@@ -84,7 +84,7 @@ fn render_after_known_sequence() -> String {
     m.set_acknowledged("risk.killswitch", true);
     m.record_resolution("mm.eu", 42.0);
     m.set_paused(true);
-    m.config_reloaded(false);
+    m.config_reloaded(false, false);
     m.inc_state_write_errors();
     let text = m.render_prometheus();
     t.shutdown().unwrap();
