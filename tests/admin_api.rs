@@ -1,0 +1,510 @@
+//! The admin API (§12) through the agent's binary: bearer tokens and roles,
+//! the per-source rate limit, the last reports and manual checks, the two-person
+//! ack with its exact lifetime (§9), clear, pause/resume, the audit chain and
+//! `audit verify`, and the CLI clients. Real parts only: fixture repos with real
+//! commits, bots on loopback HTTP, the agent as a child process, a real sled
+//! database.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use support::agent::{AgentProcess, field, free_addr};
+use support::bots::{BotServer, Reply, admin_edit};
+use support::poll;
+use support::repo::FixtureRepo;
+
+/// Generous bound for anything that should take one or two short intervals.
+const SOON: Duration = Duration::from_secs(30);
+
+const SYNCED: &str = r#"{"limit": 10, "mode": "safe", "venues": ["a", "b"]}"#;
+
+fn with_limit(limit: u32) -> String {
+    format!(r#"{{"limit": {limit}, "mode": "safe", "venues": ["a", "b"]}}"#)
+}
+
+/// Tokens of the test identities: name, role, token.
+const IDENTITIES: &[(&str, &str, &str)] = &[
+    ("vic", "viewer", "tok-viewer-vic"),
+    ("olga", "oncall", "tok-oncall-olga"),
+    ("oscar", "oncall", "tok-oncall-oscar"),
+    ("ada", "admin", "tok-admin-ada"),
+];
+const VIEWER: &str = "tok-viewer-vic";
+const OLGA: &str = "tok-oncall-olga";
+const OSCAR: &str = "tok-oncall-oscar";
+const ADMIN: &str = "tok-admin-ada";
+
+/// A repo, bots serving what is committed, and a config for them (as in
+/// tests/agent_run.rs, with `[server]` rate limits and `[[auth.tokens]]`).
+struct Fleet {
+    repo: FixtureRepo,
+    bots: BotServer,
+    dir: tempfile::TempDir,
+    addr: SocketAddr,
+}
+
+impl Fleet {
+    fn new(slugs: &[&str]) -> Fleet {
+        let repo = FixtureRepo::new();
+        let bots = BotServer::start();
+        for slug in slugs {
+            repo.write(&format!("bots/{slug}.json"), SYNCED);
+            bots.set(&format!("/{slug}"), Reply::Json(SYNCED.into()));
+        }
+        repo.commit("initial configs");
+        Fleet {
+            repo,
+            bots,
+            dir: tempfile::tempdir().expect("temp dir"),
+            addr: free_addr(),
+        }
+    }
+
+    /// Writes the config with this rate limit (per second, burst).
+    fn config(&self, slugs: &[&str], rate: (u32, u32)) -> PathBuf {
+        self.config_at(
+            &self.dir.path().join("config.toml"),
+            "state/db",
+            slugs,
+            rate,
+        )
+    }
+
+    fn config_at(&self, path: &Path, state: &str, slugs: &[&str], rate: (u32, u32)) -> PathBuf {
+        let bots: String = slugs
+            .iter()
+            .map(|s| {
+                format!(
+                    "[[bots]]\nslug = {s:?}\nruntime = {:?}\n\n",
+                    self.bots.url(&format!("/{s}"))
+                )
+            })
+            .collect();
+        let tokens: String = IDENTITIES
+            .iter()
+            .map(|(name, role, token)| {
+                format!(
+                    "[[auth.tokens]]\nname = {name:?}\nrole = {role:?}\nsha256 = {:?}\n\n",
+                    hex::encode(Sha256::digest(token.as_bytes()))
+                )
+            })
+            .collect();
+        let text = format!(
+            "[repo]\nurl = {:?}\nbranch = \"main\"\nconfig_path = \"bots/{{slug}}.json\"\ncheckout_dir = \"state/repo\"\n\n[state]\npath = {state:?}\n\n[server]\nlisten = \"{}\"\nrate_limit_per_s = {}\nrate_limit_burst = {}\n\n{bots}{tokens}",
+            self.repo.path().display().to_string(),
+            self.addr,
+            rate.0,
+            rate.1,
+        );
+        std::fs::write(path, text).expect("config written");
+        path.to_path_buf()
+    }
+
+    fn start(&self, config: &Path, interval: &str) -> AgentProcess {
+        AgentProcess::start(config, self.addr, &["--check-interval", interval], &[])
+    }
+
+    fn edit(&self, slug: &str, config: &str) {
+        admin_edit(self.bots.addr, &format!("/{slug}"), config);
+    }
+}
+
+/// An HTTP answer: status, headers (names lower-cased) and body.
+#[derive(Debug)]
+struct Answer {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Answer {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The `{ "error": "…" }` of an error answer.
+    fn error(&self) -> String {
+        let v = self.json();
+        v["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no `error` in {v}"))
+            .to_owned()
+    }
+}
+
+/// One HTTP/1.0 request over loopback.
+fn call(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> Answer {
+    let mut s =
+        TcpStream::connect_timeout(&addr, Duration::from_secs(2)).expect("the agent answers");
+    s.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("read timeout");
+    let mut request = format!("{method} {path} HTTP/1.0\r\nHost: {addr}\r\n");
+    if let Some(t) = token {
+        request.push_str(&format!("Authorization: Bearer {t}\r\n"));
+    }
+    let body = body.unwrap_or("");
+    request.push_str(&format!(
+        "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    ));
+    s.write_all(request.as_bytes()).expect("request sent");
+    let mut text = String::new();
+    s.read_to_string(&mut text).expect("answer read");
+    let (head, body) = text.split_once("\r\n\r\n").expect("a head and a body");
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|c| c.parse().ok())
+        .expect("a status line");
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    Answer {
+        status,
+        headers,
+        body: body.to_owned(),
+    }
+}
+
+fn get(agent: &AgentProcess, path: &str, token: Option<&str>) -> Answer {
+    call(agent.addr, "GET", path, token, None)
+}
+
+fn post(agent: &AgentProcess, path: &str, token: Option<&str>, body: &str) -> Answer {
+    call(agent.addr, "POST", path, token, Some(body))
+}
+
+/// Polls until `GET /api/v1/bots` lists `n` reports.
+fn wait_reports(agent: &AgentProcess, n: usize) -> Value {
+    poll(SOON, &format!("{n} reports"), || {
+        let a = get(agent, "/api/v1/bots", Some(VIEWER));
+        let v = a.json();
+        (a.status == 200 && v.as_array().is_some_and(|r| r.len() == n)).then_some(v)
+    })
+}
+
+fn gauge(agent: &AgentProcess, bot: &str) -> Option<f64> {
+    agent.series(&format!(r#"drift_acknowledged{{bot_id="{bot}"}}"#))
+}
+
+#[test]
+fn api_answers_401_without_a_known_token_403_below_the_role_and_json_errors() {
+    let fleet = Fleet::new(&["alpha"]);
+    let config = fleet.config(&["alpha"], (100, 100));
+    let agent = fleet.start(&config, "60s");
+
+    let none = get(&agent, "/api/v1/bots", None);
+    assert_eq!(none.status, 401);
+    assert!(none.error().contains("bearer token"), "{}", none.error());
+    assert!(
+        none.header("www-authenticate")
+            .is_some_and(|v| v.starts_with("Bearer"))
+    );
+    let unknown = get(&agent, "/api/v1/bots", Some("not-a-token"));
+    assert_eq!(unknown.status, 401);
+    assert!(
+        !unknown.body.contains("not-a-token"),
+        "a token is never echoed"
+    );
+
+    let reports = wait_reports(&agent, 1);
+    assert_eq!(reports[0]["kind"], "ConfigDriftReport");
+    assert_eq!(reports[0]["bot_slug"], "alpha");
+    assert_eq!(reports[0]["status"], "IN_SYNC");
+    let one = get(&agent, "/api/v1/bots/alpha", Some(VIEWER));
+    assert_eq!(one.status, 200);
+    assert_eq!(one.json()["bot_slug"], "alpha");
+    let missing = get(&agent, "/api/v1/bots/nope", Some(VIEWER));
+    assert_eq!(missing.status, 404);
+    assert!(missing.error().contains("nope"));
+
+    // POST /check: oncall and up.
+    let denied = post(&agent, "/api/v1/check", Some(VIEWER), "");
+    assert_eq!(denied.status, 403);
+    assert!(denied.error().contains("oncall"), "{}", denied.error());
+    let checked = post(&agent, "/api/v1/check", Some(OLGA), "");
+    assert_eq!(checked.status, 200, "{}", checked.body);
+    let r = checked.json();
+    for key in [
+        "checked_at_ms",
+        "bots",
+        "drifting",
+        "unknown",
+        "commit",
+        "duration_ms",
+    ] {
+        assert!(r.get(key).is_some(), "POST /check lacks {key}: {r}");
+    }
+    assert_eq!(r["bots"], 1);
+    assert_eq!(r["commit"].as_str().map(str::len), Some(40));
+    assert_eq!(post(&agent, "/api/v1/check", Some(ADMIN), "").status, 200);
+
+    // Admin-only routes.
+    for path in [
+        "/api/v1/pause",
+        "/api/v1/resume",
+        "/api/v1/bots/alpha/clear",
+    ] {
+        let a = post(&agent, path, Some(OLGA), r#"{"reason":"x"}"#);
+        assert_eq!(a.status, 403, "{path}: {}", a.body);
+    }
+    assert_eq!(get(&agent, "/api/v1/audit", Some(OLGA)).status, 403);
+
+    // Unknown routes and methods answer JSON too.
+    let nowhere = get(&agent, "/api/v1/nowhere", Some(VIEWER));
+    assert_eq!(nowhere.status, 404);
+    assert!(!nowhere.error().is_empty());
+    let wrong = get(&agent, "/api/v1/check", Some(VIEWER));
+    assert_eq!(wrong.status, 405);
+    assert!(!wrong.error().is_empty());
+
+    // Health and metrics stay open.
+    assert_eq!(agent.get("/livez").map(|a| a.0), Some(200));
+    assert_eq!(agent.get("/metrics").map(|a| a.0), Some(200));
+    assert!(
+        agent.log_text().find("tok-").is_none(),
+        "tokens never appear in logs"
+    );
+}
+
+#[test]
+fn rate_limit_answers_429_with_retry_after_past_the_burst_before_auth_and_never_on_metrics() {
+    let fleet = Fleet::new(&["alpha"]);
+    let config = fleet.config(&["alpha"], (1, 3));
+    let agent = fleet.start(&config, "60s");
+
+    let statuses: Vec<Answer> = (0..8)
+        .map(|_| get(&agent, "/api/v1/bots", Some(VIEWER)))
+        .collect();
+    for (i, a) in statuses.iter().take(3).enumerate() {
+        assert_eq!(a.status, 200, "request {i} is within the burst: {}", a.body);
+    }
+    let limited = statuses
+        .iter()
+        .find(|a| a.status == 429)
+        .expect("a 429 past the burst");
+    let retry: u64 = limited
+        .header("retry-after")
+        .and_then(|v| v.parse().ok())
+        .expect("Retry-After in seconds");
+    assert!(retry >= 1);
+    assert!(limited.error().contains("too many requests"));
+
+    // Before authentication: without a token it is still 429, not 401.
+    let anonymous = get(&agent, "/api/v1/bots", None);
+    assert_eq!(anonymous.status, 429);
+
+    // Health and metrics are never limited.
+    for _ in 0..30 {
+        assert_eq!(agent.get("/metrics").map(|a| a.0), Some(200));
+        assert_eq!(agent.get("/livez").map(|a| a.0), Some(200));
+    }
+
+    // The bucket refills at rate_limit_per_s.
+    poll(SOON, "a token back in the bucket", || {
+        (get(&agent, "/api/v1/bots", Some(VIEWER)).status == 200).then_some(())
+    });
+}
+
+#[test]
+fn ack_needs_a_second_person_lives_until_the_next_scheduled_check_and_survives_a_restart() {
+    let fleet = Fleet::new(&["alpha", "beta"]);
+    let config = fleet.config(&["alpha", "beta"], (100, 100));
+    let mut first = fleet.start(&config, "8s");
+    fleet.edit("alpha", &with_limit(12));
+    let detected = first.wait_gov("GOV_CONFIG_DRIFT_DETECTED", Some("alpha"), SOON, |_| true);
+    let episode = field(&detected, "episode_id").expect("episode").to_owned();
+    first.wait_series(r#"bots_in_drift{bot_id="alpha"}"#, 1.0, SOON);
+    assert_eq!(gauge(&first, "alpha"), Some(0.0));
+
+    // Only a drift can be acknowledged, only by oncall and up, only a known bot.
+    let in_sync = post(
+        &first,
+        "/api/v1/bots/beta/acks",
+        Some(OLGA),
+        r#"{"reason":"x"}"#,
+    );
+    assert_eq!(in_sync.status, 409, "{}", in_sync.body);
+    assert!(in_sync.error().contains("IN_SYNC"), "{}", in_sync.error());
+    assert_eq!(
+        post(
+            &first,
+            "/api/v1/bots/ghost/acks",
+            Some(OLGA),
+            r#"{"reason":"x"}"#
+        )
+        .status,
+        404
+    );
+    assert_eq!(
+        post(
+            &first,
+            "/api/v1/bots/alpha/acks",
+            Some(VIEWER),
+            r#"{"reason":"x"}"#
+        )
+        .status,
+        403
+    );
+    assert_eq!(
+        post(&first, "/api/v1/bots/alpha/acks", Some(OLGA), r#"{}"#).status,
+        400,
+        "a reason is required"
+    );
+
+    let requested = post(
+        &first,
+        "/api/v1/bots/alpha/acks",
+        Some(OLGA),
+        r#"{"reason":"hotfix in flight, PR 42"}"#,
+    );
+    assert_eq!(requested.status, 201, "{}", requested.body);
+    let ack = requested.json();
+    assert_eq!(ack["status"], "pending");
+    assert_eq!(ack["bot_slug"], "alpha");
+    assert_eq!(ack["requested_by"], "olga");
+    assert_eq!(ack["reason"], "hotfix in flight, PR 42");
+    assert_eq!(ack["episode_id"], episode.as_str());
+    let id = ack["id"].as_str().expect("an id").to_owned();
+    let pending_until = ack["expires_at_ms"].as_i64().expect("expires_at_ms");
+    assert!(
+        (pending_until - ack["requested_at_ms"].as_i64().unwrap_or(0) - 8_000).abs() < 5,
+        "a pending ack lapses after one interval: {ack}"
+    );
+
+    // The same person cannot approve.
+    let own = post(
+        &first,
+        &format!("/api/v1/acks/{id}/approve"),
+        Some(OLGA),
+        "",
+    );
+    assert_eq!(own.status, 409, "{}", own.body);
+    assert!(own.error().contains("different person"), "{}", own.error());
+    assert_eq!(
+        post(&first, "/api/v1/acks/ack-nope/approve", Some(OSCAR), "").status,
+        404
+    );
+
+    // A restart keeps the pending ack.
+    assert!(first.terminate(SOON).success());
+    let agent = fleet.start(&config, "8s");
+    agent.wait_checks(1, SOON);
+
+    // A second person approves: active, the gauge is 1, and the ACK record says
+    // who asked, who approved, why and until when.
+    let approved = post(
+        &agent,
+        &format!("/api/v1/acks/{id}/approve"),
+        Some(OSCAR),
+        "",
+    );
+    assert_eq!(approved.status, 200, "{}", approved.body);
+    let active = approved.json();
+    assert_eq!(active["status"], "active");
+    assert_eq!(active["approved_by"], "oscar");
+    assert_eq!(active["requested_by"], "olga");
+    let approved_at = active["approved_at_ms"].as_i64().expect("approved_at_ms");
+    assert_eq!(active["expires_at_ms"].as_i64(), Some(approved_at + 8_000));
+    assert_eq!(gauge(&agent, "alpha"), Some(1.0));
+    assert_eq!(gauge(&agent, "beta"), Some(0.0));
+    let record = agent.wait_gov("GOV_CONFIG_DRIFT_ACK", Some("alpha"), SOON, |_| true);
+    assert_eq!(field(&record, "requested_by"), Some("olga"));
+    assert_eq!(field(&record, "approved_by"), Some("oscar"));
+    assert_eq!(
+        field(&record, "ack_reason"),
+        Some("hotfix in flight, PR 42")
+    );
+    assert_eq!(
+        record["fields"]["expires_at_ms"].as_i64(),
+        Some(approved_at + 8_000)
+    );
+    assert_eq!(record["level"], "INFO");
+
+    // A manual check does not end it.
+    let checked = post(&agent, "/api/v1/check", Some(OLGA), "");
+    assert_eq!(checked.status, 200);
+    assert_eq!(
+        gauge(&agent, "alpha"),
+        Some(1.0),
+        "a manual check keeps the ack"
+    );
+    let again = post(
+        &agent,
+        &format!("/api/v1/acks/{id}/approve"),
+        Some(ADMIN),
+        "",
+    );
+    assert_eq!(again.status, 409, "already approved");
+
+    // The next scheduled check ends it.
+    let lapsed = poll(SOON, "the ack to lapse", || {
+        agent.records().into_iter().find(|r| {
+            field(r, "message") == Some("Ack lapsed.") && field(r, "ack_id") == Some(id.as_str())
+        })
+    });
+    assert_eq!(field(&lapsed, "ended_by"), Some("scheduled_check"));
+    assert_eq!(gauge(&agent, "alpha"), Some(0.0));
+    let after = post(
+        &agent,
+        &format!("/api/v1/acks/{id}/approve"),
+        Some(ADMIN),
+        "",
+    );
+    assert_eq!(after.status, 409);
+    assert!(after.error().contains("lapsed"), "{}", after.error());
+}
+
+#[test]
+fn approval_after_the_drift_changed_is_refused() {
+    let fleet = Fleet::new(&["alpha"]);
+    let config = fleet.config(&["alpha"], (100, 100));
+    let agent = fleet.start(&config, "1s");
+    fleet.edit("alpha", &with_limit(12));
+    agent.wait_series(r#"bots_in_drift{bot_id="alpha"}"#, 1.0, SOON);
+    let requested = post(
+        &agent,
+        "/api/v1/bots/alpha/acks",
+        Some(OLGA),
+        r#"{"reason":"r"}"#,
+    );
+    assert_eq!(requested.status, 201, "{}", requested.body);
+    let id = requested.json()["id"].as_str().expect("id").to_owned();
+
+    fleet.edit("alpha", &with_limit(13));
+    poll(SOON, "the new running value in the report", || {
+        let r = get(&agent, "/api/v1/bots/alpha", Some(VIEWER)).json();
+        (r["drifts"][0]["running"] == 13).then_some(())
+    });
+    let refused = post(
+        &agent,
+        &format!("/api/v1/acks/{id}/approve"),
+        Some(OSCAR),
+        "",
+    );
+    assert_eq!(refused.status, 409, "{}", refused.body);
+    assert!(refused.error().contains("changed"), "{}", refused.error());
+    assert_eq!(gauge(&agent, "alpha"), Some(0.0));
+}
