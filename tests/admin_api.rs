@@ -10,14 +10,15 @@ mod support;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use support::agent::{AgentProcess, field, free_addr};
 use support::bots::{BotServer, Reply, admin_edit};
-use support::poll;
 use support::repo::FixtureRepo;
+use support::{binary, poll};
 
 /// Generous bound for anything that should take one or two short intervals.
 const SOON: Duration = Duration::from_secs(30);
@@ -112,6 +113,14 @@ impl Fleet {
 
     fn edit(&self, slug: &str, config: &str) {
         admin_edit(self.bots.addr, &format!("/{slug}"), config);
+    }
+
+    fn state_db(&self) -> PathBuf {
+        self.dir.path().join("state/db")
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
     }
 }
 
@@ -507,4 +516,415 @@ fn approval_after_the_drift_changed_is_refused() {
     assert_eq!(refused.status, 409, "{}", refused.body);
     assert!(refused.error().contains("changed"), "{}", refused.error());
     assert_eq!(gauge(&agent, "alpha"), Some(0.0));
+}
+
+/// The binary with `args`, the token (if any) in `CDD_TOKEN`.
+fn cli(args: &[&str], token: Option<&str>, cwd: &Path) -> Output {
+    let mut cmd = Command::new(binary());
+    cmd.args(args)
+        .current_dir(cwd)
+        .env("NO_COLOR", "1")
+        .env_remove("CDD_TOKEN")
+        .env_remove("CDD_SERVER")
+        .stdin(Stdio::null());
+    if let Some(t) = token {
+        cmd.env("CDD_TOKEN", t);
+    }
+    cmd.output().expect("the binary runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The audit log as the API lists it.
+fn audit_entries(agent: &AgentProcess, since: &str) -> Vec<Value> {
+    let a = get(agent, &format!("/api/v1/audit?since={since}"), Some(ADMIN));
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(a.header("content-type"), Some("application/x-ndjson"));
+    a.body
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each line is JSON"))
+        .collect()
+}
+
+#[test]
+fn clear_ends_the_episode_as_cleared_and_a_lasting_drift_starts_a_new_one() {
+    let fleet = Fleet::new(&["alpha", "beta"]);
+    let config = fleet.config(&["alpha", "beta"], (100, 100));
+    let agent = fleet.start(&config, "2s");
+    fleet.edit("alpha", &with_limit(12));
+    let detected = agent.wait_gov("GOV_CONFIG_DRIFT_DETECTED", Some("alpha"), SOON, |_| true);
+    let episode = field(&detected, "episode_id").expect("episode").to_owned();
+
+    let body = r#"{"reason":"false positive, bot restarted"}"#;
+    assert_eq!(
+        post(&agent, "/api/v1/bots/alpha/clear", Some(OLGA), body).status,
+        403
+    );
+    assert_eq!(
+        post(&agent, "/api/v1/bots/ghost/clear", Some(ADMIN), body).status,
+        404
+    );
+    assert_eq!(
+        post(&agent, "/api/v1/bots/alpha/clear", Some(ADMIN), "").status,
+        400
+    );
+    let nothing = post(&agent, "/api/v1/bots/beta/clear", Some(ADMIN), body);
+    assert_eq!(nothing.status, 409, "{}", nothing.body);
+
+    let cleared = post(&agent, "/api/v1/bots/alpha/clear", Some(ADMIN), body);
+    assert_eq!(cleared.status, 200, "{}", cleared.body);
+    let c = cleared.json();
+    assert_eq!(c["resolved_by"], "cleared");
+    assert_eq!(c["episode_id"], episode.as_str());
+    let resolved = agent.wait_gov("GOV_CONFIG_DRIFT_RESOLVED", Some("alpha"), SOON, |_| true);
+    assert_eq!(field(&resolved, "resolved_by"), Some("cleared"));
+    assert_eq!(field(&resolved, "episode_id"), Some(episode.as_str()));
+
+    // The drift is still there: the next check starts a new episode.
+    let anew = agent.wait_gov("GOV_CONFIG_DRIFT_DETECTED", Some("alpha"), SOON, |r| {
+        field(r, "episode_id").is_some_and(|e| e != episode)
+    });
+    assert!(field(&anew, "episode_id").is_some());
+    assert_eq!(
+        agent.gov("GOV_CONFIG_DRIFT_RESOLVED", Some("alpha")).len(),
+        1,
+        "RESOLVED once for the cleared episode"
+    );
+
+    let entries = audit_entries(&agent, "-1h");
+    let clear = entries
+        .iter()
+        .find(|e| e["action"] == "clear")
+        .expect("an audit entry for the clear");
+    assert_eq!(clear["actor"], "ada");
+    assert_eq!(clear["role"], "admin");
+    assert_eq!(clear["bot_slug"], "alpha");
+    assert_eq!(clear["reason"], "false positive, bot restarted");
+    assert_eq!(clear["source"], "127.0.0.1");
+    let record = poll(SOON, "the audit log record", || {
+        agent.records().into_iter().find(|r| {
+            field(r, "message") == Some("Admin action recorded.")
+                && field(r, "action") == Some("clear")
+        })
+    });
+    assert_eq!(field(&record, "actor"), Some("ada"));
+}
+
+#[test]
+fn pause_stops_paging_survives_a_restart_and_ends_on_resume_or_after_its_duration() {
+    let fleet = Fleet::new(&["alpha"]);
+    let config = fleet.config(&["alpha"], (100, 100));
+    let mut first = fleet.start(&config, "2s");
+    assert_eq!(first.series("drift_detector_paused"), Some(0.0));
+
+    let paused = post(
+        &first,
+        "/api/v1/pause",
+        Some(ADMIN),
+        r#"{"reason":"maintenance window"}"#,
+    );
+    assert_eq!(paused.status, 200, "{}", paused.body);
+    let p = paused.json();
+    assert_eq!(p["paused"], true);
+    assert_eq!(p["by"], "ada");
+    assert_eq!(p["until_ms"], Value::Null);
+    assert_eq!(first.series("drift_detector_paused"), Some(1.0));
+    let health = first.get("/healthz/config_drift_detector").expect("health");
+    assert_eq!(
+        serde_json::from_str::<Value>(&health.1).expect("JSON")["paused"],
+        true
+    );
+    assert_eq!(
+        post(
+            &first,
+            "/api/v1/pause",
+            Some(ADMIN),
+            r#"{"reason":"x","for":"soon"}"#
+        )
+        .status,
+        400
+    );
+
+    // A restart keeps the pause; checks and state go on meanwhile.
+    assert!(first.terminate(SOON).success());
+    let agent = fleet.start(&config, "2s");
+    assert_eq!(agent.series("drift_detector_paused"), Some(1.0));
+    fleet.edit("alpha", &with_limit(12));
+    agent.wait_series(r#"bots_in_drift{bot_id="alpha"}"#, 1.0, SOON);
+
+    let resumed = post(&agent, "/api/v1/resume", Some(ADMIN), "");
+    assert_eq!(resumed.status, 200, "{}", resumed.body);
+    assert_eq!(resumed.json()["paused"], false);
+    assert_eq!(agent.series("drift_detector_paused"), Some(0.0));
+
+    // A pause `for` a while ends by itself.
+    let timed = post(
+        &agent,
+        "/api/v1/pause",
+        Some(ADMIN),
+        r#"{"reason":"deploy","for":"2s"}"#,
+    );
+    assert_eq!(timed.status, 200, "{}", timed.body);
+    let t = timed.json();
+    assert_eq!(
+        t["until_ms"].as_i64(),
+        t["since_ms"].as_i64().map(|s| s + 2_000)
+    );
+    assert_eq!(agent.series("drift_detector_paused"), Some(1.0));
+    agent.wait_series("drift_detector_paused", 0.0, SOON);
+
+    let actions: Vec<String> = audit_entries(&agent, "-1h")
+        .iter()
+        .map(|e| e["action"].as_str().unwrap_or("").to_owned())
+        .collect();
+    assert_eq!(actions, ["pause", "resume", "pause"]);
+}
+
+#[test]
+fn audit_chain_verifies_and_one_flipped_byte_in_a_copy_names_that_entry() {
+    let fleet = Fleet::new(&["alpha"]);
+    let config = fleet.config(&["alpha"], (100, 100));
+    let dir = fleet.dir.path();
+    let mut agent = fleet.start(&config, "60s");
+    assert_eq!(
+        post(&agent, "/api/v1/pause", Some(ADMIN), r#"{"reason":"a"}"#).status,
+        200
+    );
+    assert_eq!(post(&agent, "/api/v1/check", Some(OLGA), "").status, 200);
+    assert_eq!(post(&agent, "/api/v1/resume", Some(ADMIN), "").status, 200);
+
+    let entries = audit_entries(&agent, "-1h");
+    assert_eq!(entries.len(), 3);
+    let lines = get(&agent, "/api/v1/audit", Some(ADMIN)).body;
+    let lines: Vec<&str> = lines.lines().collect();
+    assert_eq!(entries[0]["seq"], 1);
+    assert_eq!(entries[0]["prev"].as_str().map(str::len), Some(64));
+    for i in 1..3 {
+        assert_eq!(entries[i]["seq"], i as u64 + 1);
+        assert_eq!(
+            entries[i]["prev"].as_str(),
+            Some(hex::encode(Sha256::digest(lines[i - 1].as_bytes())).as_str()),
+            "each entry holds the SHA-256 of the one before"
+        );
+    }
+    assert_eq!(entries[1]["action"], "check");
+    assert_eq!(entries[1]["detail"]["bots"], 1);
+    let future = audit_entries(&agent, "2999-01-01T00:00:00Z");
+    assert!(future.is_empty());
+    assert_eq!(
+        get(&agent, "/api/v1/audit?since=yesterday", Some(ADMIN)).status,
+        400
+    );
+
+    // While the agent holds the database: only through the agent.
+    let config_arg = config.to_str().expect("utf-8 path");
+    let held = cli(&["audit", "verify", "--config", config_arg], None, dir);
+    assert_eq!(held.status.code(), Some(1), "{}", stderr(&held));
+    assert!(stderr(&held).contains("--server"), "{}", stderr(&held));
+    assert_eq!(stderr(&held).trim().lines().count(), 1, "one sentence");
+    let remote = cli(
+        &[
+            "audit",
+            "verify",
+            "--config",
+            config_arg,
+            "--server",
+            &fleet.url(),
+        ],
+        Some(VIEWER),
+        dir,
+    );
+    assert_eq!(remote.status.code(), Some(0), "{}", stderr(&remote));
+    assert!(
+        stdout(&remote).contains("intact: 3 entries"),
+        "{}",
+        stdout(&remote)
+    );
+
+    assert!(agent.terminate(SOON).success());
+    let local = cli(&["audit", "verify", "--config", config_arg], None, dir);
+    assert_eq!(local.status.code(), Some(0), "{}", stderr(&local));
+    assert!(
+        stdout(&local).contains("intact: 3 entries"),
+        "{}",
+        stdout(&local)
+    );
+
+    // A copy of the database with one byte of entry 2 flipped.
+    let copy = dir.join("copy");
+    copy_dir(&fleet.state_db(), &copy.join("db"));
+    {
+        let db = sled::open(copy.join("db")).expect("the copy opens");
+        let tree = db.open_tree("audit").expect("the audit tree");
+        let key = 2u64.to_be_bytes();
+        let mut value = tree.get(key).expect("read").expect("entry 2").to_vec();
+        let at = value.len() - 20;
+        value[at] ^= 0x01;
+        tree.insert(key, value).expect("write");
+        db.flush().expect("flush");
+    }
+    let copy_config = fleet.config_at(&dir.join("copy.toml"), "copy/db", &["alpha"], (100, 100));
+    let broken = cli(
+        &[
+            "audit",
+            "verify",
+            "--config",
+            copy_config.to_str().expect("utf-8"),
+        ],
+        None,
+        dir,
+    );
+    assert_eq!(
+        broken.status.code(),
+        Some(2),
+        "{}{}",
+        stdout(&broken),
+        stderr(&broken)
+    );
+    assert!(
+        stdout(&broken).contains("broken at entry 2"),
+        "{}",
+        stdout(&broken)
+    );
+    // The original is untouched.
+    let again = cli(&["audit", "verify", "--config", config_arg], None, dir);
+    assert_eq!(again.status.code(), Some(0));
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("copy dir");
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
+
+#[test]
+fn cli_clients_drive_the_api_with_a_table_by_default_and_json_on_request() {
+    let fleet = Fleet::new(&["alpha", "beta"]);
+    let config = fleet.config(&["alpha", "beta"], (100, 100));
+    let dir = fleet.dir.path();
+    let agent = fleet.start(&config, "30s");
+    fleet.edit("alpha", &with_limit(12));
+    assert_eq!(post(&agent, "/api/v1/check", Some(OLGA), "").status, 200);
+    let url = fleet.url();
+    let server = ["--server", url.as_str()];
+    let with = |args: &[&str]| -> Vec<String> {
+        args.iter()
+            .chain(&server)
+            .map(|s| (*s).to_owned())
+            .collect()
+    };
+    let run = |args: &[&str], token: &str| {
+        let args = with(args);
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        cli(&refs, Some(token), dir)
+    };
+
+    let table = run(&["bots"], VIEWER);
+    assert_eq!(table.status.code(), Some(0), "{}", stderr(&table));
+    let text = stdout(&table);
+    assert!(text.starts_with("BOT"), "{text}");
+    assert!(
+        text.lines().any(|l| l.starts_with("alpha")
+            && l.contains("DRIFT")
+            && l.contains("limit")
+            && l.contains("12 → 10")),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("beta") && l.contains("IN_SYNC")),
+        "{text}"
+    );
+    let json = run(&["bots", "--format", "json"], VIEWER);
+    let lines: Vec<Value> = stdout(&json)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON lines"))
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["bot_slug"], "alpha");
+
+    let asked = run(
+        &["ack", "alpha", "--reason", "hotfix", "--format", "json"],
+        OLGA,
+    );
+    assert_eq!(asked.status.code(), Some(0), "{}", stderr(&asked));
+    let ack: Value = serde_json::from_str(stdout(&asked).trim()).expect("JSON");
+    assert_eq!(ack["status"], "pending");
+    let id = ack["id"].as_str().expect("id").to_owned();
+
+    let own = run(&["approve", &id], OLGA);
+    assert_eq!(own.status.code(), Some(1));
+    let err = stderr(&own);
+    assert_eq!(err.trim().lines().count(), 1, "one sentence: {err}");
+    assert!(
+        err.contains("409 Conflict") && err.contains("different person"),
+        "{err}"
+    );
+
+    let approved = run(&["approve", &id], OSCAR);
+    assert_eq!(approved.status.code(), Some(0), "{}", stderr(&approved));
+    let text = stdout(&approved);
+    assert!(
+        text.starts_with("ACK") && text.contains("active") && text.contains("oscar"),
+        "{text}"
+    );
+
+    let forbidden = run(&["clear", "alpha", "--reason", "r"], OLGA);
+    assert_eq!(forbidden.status.code(), Some(1));
+    assert!(
+        stderr(&forbidden).contains("403 Forbidden"),
+        "{}",
+        stderr(&forbidden)
+    );
+    let cleared = run(&["clear", "alpha", "--reason", "r"], ADMIN);
+    assert_eq!(cleared.status.code(), Some(0), "{}", stderr(&cleared));
+    assert!(stdout(&cleared).contains("cleared"), "{}", stdout(&cleared));
+
+    let paused = run(&["pause", "--reason", "window", "--for", "1h"], ADMIN);
+    assert_eq!(paused.status.code(), Some(0), "{}", stderr(&paused));
+    assert!(
+        stdout(&paused)
+            .lines()
+            .nth(1)
+            .is_some_and(|l| l.starts_with("yes")),
+        "{}",
+        stdout(&paused)
+    );
+    let resumed = run(&["resume", "--format", "json"], ADMIN);
+    assert_eq!(stdout(&resumed).trim(), r#"{"paused":false}"#);
+
+    let no_token = cli(&["bots", "--server", &url], None, dir);
+    assert_eq!(no_token.status.code(), Some(1));
+    assert!(
+        stderr(&no_token).contains("CDD_TOKEN"),
+        "{}",
+        stderr(&no_token)
+    );
+    let nobody = cli(
+        &["bots", "--server", "http://127.0.0.1:9"],
+        Some(VIEWER),
+        dir,
+    );
+    assert_eq!(nobody.status.code(), Some(1));
+    assert!(
+        stderr(&nobody).contains("cannot reach"),
+        "{}",
+        stderr(&nobody)
+    );
+    let bad_for = run(&["pause", "--reason", "x", "--for", "soon"], ADMIN);
+    assert_eq!(bad_for.status.code(), Some(1));
+    assert!(stderr(&bad_for).contains("--for"), "{}", stderr(&bad_for));
 }
