@@ -928,3 +928,74 @@ fn cli_clients_drive_the_api_with_a_table_by_default_and_json_on_request() {
     assert_eq!(bad_for.status.code(), Some(1));
     assert!(stderr(&bad_for).contains("--for"), "{}", stderr(&bad_for));
 }
+
+/// `api/openapi.json` parses, lists exactly the routes the router serves
+/// (`api::ROUTES`), and each route answers as documented: 401 without a token,
+/// 403 just below its `x-role`.
+#[test]
+fn openapi_description_lists_exactly_the_served_routes_with_their_roles() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("api/openapi.json");
+    let doc: Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("api/openapi.json"))
+            .expect("it parses");
+    assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")));
+    let mut documented: Vec<(String, String, String)> = Vec::new();
+    for (p, item) in doc["paths"].as_object().expect("paths") {
+        for (method, op) in item.as_object().expect("a path item") {
+            let role = op["x-role"].as_str().expect("x-role").to_owned();
+            assert!(
+                op["responses"]["401"].is_object() && op["responses"]["429"].is_object(),
+                "{method} {p}"
+            );
+            documented.push((method.clone(), p.clone(), role));
+        }
+    }
+    let mut served: Vec<(String, String)> = config_drift_detector::api::ROUTES
+        .iter()
+        .map(|(m, p)| {
+            (
+                (*m).to_owned(),
+                format!("{}{p}", config_drift_detector::api::PREFIX),
+            )
+        })
+        .collect();
+    let mut listed: Vec<(String, String)> = documented
+        .iter()
+        .map(|(m, p, _)| (m.clone(), p.clone()))
+        .collect();
+    served.sort();
+    listed.sort();
+    assert_eq!(
+        listed, served,
+        "the description lists exactly the router's routes"
+    );
+
+    let fleet = Fleet::new(&["alpha"]);
+    let config = fleet.config(&["alpha"], (1000, 1000));
+    let agent = fleet.start(&config, "60s");
+    let below = |role: &str| match role {
+        "oncall" => Some(VIEWER),
+        "admin" => Some(OLGA),
+        _ => None,
+    };
+    for (method, p, role) in &documented {
+        let concrete = p.replace("{slug}", "alpha").replace("{id}", "ack-x");
+        let m = method.to_ascii_uppercase();
+        let anonymous = call(agent.addr, &m, &concrete, None, None);
+        assert_eq!(
+            anonymous.status, 401,
+            "{m} {concrete} is served: {}",
+            anonymous.body
+        );
+        if let Some(token) = below(role) {
+            let low = call(
+                agent.addr,
+                &m,
+                &concrete,
+                Some(token),
+                Some(r#"{"reason":"x"}"#),
+            );
+            assert_eq!(low.status, 403, "{m} {concrete} needs {role}: {}", low.body);
+        }
+    }
+}

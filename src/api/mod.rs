@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
 use tokio::sync::{mpsc, watch};
 
 use crate::agent::ReportSnapshot;
@@ -87,20 +87,16 @@ impl ApiState {
     }
 }
 
-/// The API's router, to merge into the server's: its own fallback (a JSON 404),
-/// and the rate limit on every route of it.
+/// The API's router, to merge into the server's: exactly [`ROUTES`], its own
+/// fallbacks (JSON 404 and 405), and the rate limit on all of it.
 pub fn router(state: ApiState) -> Router {
-    let api = Router::new()
-        .route("/bots", get(handlers::bots))
-        .route("/bots/{slug}", get(handlers::bot))
-        .route("/check", post(handlers::check))
-        .route("/bots/{slug}/acks", post(handlers::request_ack))
-        .route("/acks/{id}/approve", post(handlers::approve))
-        .route("/bots/{slug}/clear", post(handlers::clear))
-        .route("/pause", post(handlers::pause))
-        .route("/resume", post(handlers::resume))
-        .route("/audit", get(handlers::audit))
-        .route("/audit/verify", get(handlers::audit_verify))
+    let mut api = Router::new();
+    for (method, path) in ROUTES {
+        if let Some(handler) = handler(method, path) {
+            api = api.route(path, handler);
+        }
+    }
+    let api = api
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed);
     Router::new()
@@ -110,6 +106,24 @@ pub fn router(state: ApiState) -> Router {
             rate_limit::limit,
         ))
         .with_state(state)
+}
+
+/// The handler of one entry of [`ROUTES`]: the table is the one list of routes,
+/// which the OpenAPI description is tested against.
+fn handler(method: &str, path: &str) -> Option<MethodRouter<ApiState>> {
+    Some(match (method, path) {
+        ("get", "/bots") => get(handlers::bots),
+        ("get", "/bots/{slug}") => get(handlers::bot),
+        ("post", "/check") => post(handlers::check),
+        ("post", "/bots/{slug}/acks") => post(handlers::request_ack),
+        ("post", "/acks/{id}/approve") => post(handlers::approve),
+        ("post", "/bots/{slug}/clear") => post(handlers::clear),
+        ("post", "/pause") => post(handlers::pause),
+        ("post", "/resume") => post(handlers::resume),
+        ("get", "/audit") => get(handlers::audit),
+        ("get", "/audit/verify") => get(handlers::audit_verify),
+        _ => return None,
+    })
 }
 
 /// Hands each ended minute of denied requests to the agent's loop for the audit
@@ -136,4 +150,24 @@ pub fn spawn_denied_flush(state: &ApiState, mut stop: watch::Receiver<bool>) {
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_listed_route_has_a_handler_and_paths_are_unique() {
+        for (method, path) in ROUTES {
+            assert!(handler(method, path).is_some(), "{method} {path}");
+        }
+        let mut paths: Vec<&str> = ROUTES.iter().map(|(_, p)| *p).collect();
+        paths.sort_unstable();
+        paths.dedup();
+        assert_eq!(
+            paths.len(),
+            ROUTES.len(),
+            "one method per path: the router adds each path once"
+        );
+    }
 }
