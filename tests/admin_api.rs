@@ -999,3 +999,50 @@ fn openapi_description_lists_exactly_the_served_routes_with_their_roles() {
         }
     }
 }
+
+/// Refused requests are one audit entry per source and minute, written once the
+/// minute is over (so this test waits up to about a minute).
+#[test]
+fn denied_requests_are_aggregated_per_source_and_minute_in_the_audit_log() {
+    let fleet = Fleet::new(&["alpha"]);
+    let config = fleet.config(&["alpha"], (1000, 1000));
+    let agent = fleet.start(&config, "60s");
+    for _ in 0..5 {
+        assert_eq!(get(&agent, "/api/v1/bots", Some("guess")).status, 401);
+    }
+    for _ in 0..2 {
+        assert_eq!(
+            post(&agent, "/api/v1/pause", Some(VIEWER), r#"{"reason":"x"}"#).status,
+            403
+        );
+    }
+    let denied = poll(Duration::from_secs(90), "the denied entries", || {
+        let entries: Vec<Value> = audit_entries(&agent, "-1h")
+            .into_iter()
+            .filter(|e| e["action"] == "denied")
+            .collect();
+        let total = |k: &str| {
+            entries
+                .iter()
+                .map(|e| e["detail"][k].as_u64().unwrap_or(0))
+                .sum::<u64>()
+        };
+        (total("unauthorized") == 5 && total("forbidden") == 2).then_some(entries)
+    });
+    // Seven refusals within a minute are one entry (two if they straddled one).
+    assert!(denied.len() <= 2, "{denied:?}");
+    for e in &denied {
+        assert_eq!(e["source"], "127.0.0.1");
+        assert_eq!(e["actor"], "");
+        assert!(
+            e["detail"]["minute_start_ms"]
+                .as_i64()
+                .is_some_and(|m| m % 60_000 == 0)
+        );
+    }
+    let minutes: std::collections::HashSet<i64> = denied
+        .iter()
+        .filter_map(|e| e["detail"]["minute_start_ms"].as_i64())
+        .collect();
+    assert_eq!(minutes.len(), denied.len(), "one entry per minute");
+}
