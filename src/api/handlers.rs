@@ -6,6 +6,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::body::Bytes;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Extension, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -88,9 +89,10 @@ pub async fn bot(
     State(s): State<ApiState>,
     Extension(Source(ip)): Extension<Source>,
     headers: HeaderMap,
-    Path(slug): Path<String>,
+    slug: Result<Path<String>, PathRejection>,
 ) -> Answer {
     s.caller(&headers, ip, Role::Viewer)?;
+    let slug = path(slug)?;
     let report = s.0.reports.borrow().get(&slug).cloned();
     match report {
         Some(r) => Ok(json_text(StatusCode::OK, r)),
@@ -152,6 +154,12 @@ fn body<T: serde::de::DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
         .map_err(|e| ApiError::bad_request(format!("the request body is not valid: {e}")))
 }
 
+/// A path parameter, or a JSON 400 saying why it is not one.
+fn path(p: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+    p.map(|Path(v)| v)
+        .map_err(|e| ApiError::bad_request(e.body_text()))
+}
+
 fn reason(r: Option<String>) -> Result<String, ApiError> {
     let r = r.map(|r| r.trim().to_owned()).unwrap_or_default();
     if r.is_empty() {
@@ -169,10 +177,11 @@ pub async fn request_ack(
     State(s): State<ApiState>,
     Extension(Source(ip)): Extension<Source>,
     headers: HeaderMap,
-    Path(slug): Path<String>,
+    slug: Result<Path<String>, PathRejection>,
     bytes: Bytes,
 ) -> Answer {
     let actor = s.caller(&headers, ip, Role::Oncall)?;
+    let slug = path(slug)?;
     let reason = reason(body::<ReasonBody>(&bytes)?.reason)?;
     let ack = s
         .admin(actor, AdminRequest::RequestAck { slug, reason })
@@ -184,9 +193,10 @@ pub async fn approve(
     State(s): State<ApiState>,
     Extension(Source(ip)): Extension<Source>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> Answer {
     let actor = s.caller(&headers, ip, Role::Oncall)?;
+    let id = path(id)?;
     let ack = s.admin(actor, AdminRequest::Approve { id }).await?;
     Ok(json(StatusCode::OK, &ack))
 }
@@ -195,10 +205,11 @@ pub async fn clear(
     State(s): State<ApiState>,
     Extension(Source(ip)): Extension<Source>,
     headers: HeaderMap,
-    Path(slug): Path<String>,
+    slug: Result<Path<String>, PathRejection>,
     bytes: Bytes,
 ) -> Answer {
     let actor = s.caller(&headers, ip, Role::Admin)?;
+    let slug = path(slug)?;
     let reason = reason(body::<ReasonBody>(&bytes)?.reason)?;
     let answer = s.admin(actor, AdminRequest::Clear { slug, reason }).await?;
     Ok(json(StatusCode::OK, &answer))
@@ -367,7 +378,13 @@ mod tests {
             parse_time("2024-05-09T12:21:40.5-01:00", now),
             Ok(1_715_260_900_500)
         );
-        for bad in ["yesterday", "-5", "2024-13-01T00:00:00Z", ""] {
+        for bad in [
+            "yesterday",
+            "-5",
+            "2024-13-01T00:00:00Z",
+            "",
+            "2024-05-09T15:21:40+0é:00",
+        ] {
             assert!(parse_time(bad, now).is_err(), "{bad}");
         }
     }
