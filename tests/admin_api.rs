@@ -341,8 +341,11 @@ fn rate_limit_answers_429_with_retry_after_past_the_burst_before_auth_and_never_
 fn ack_needs_a_second_person_lives_until_the_next_scheduled_check_and_survives_a_restart() {
     let fleet = Fleet::new(&["alpha", "beta"]);
     let config = fleet.config(&["alpha", "beta"], (100, 100));
-    let mut first = fleet.start(&config, "8s");
+    // A long interval: a restart on a loaded machine must fit in the pending
+    // ack's lifetime, and the approval and a manual check before the next
+    // scheduled check.
     fleet.edit("alpha", &with_limit(12));
+    let mut first = fleet.start(&config, "20s");
     let detected = first.wait_gov("GOV_CONFIG_DRIFT_DETECTED", Some("alpha"), SOON, |_| true);
     let episode = field(&detected, "episode_id").expect("episode").to_owned();
     first.wait_series(r#"bots_in_drift{bot_id="alpha"}"#, 1.0, SOON);
@@ -399,7 +402,7 @@ fn ack_needs_a_second_person_lives_until_the_next_scheduled_check_and_survives_a
     let id = ack["id"].as_str().expect("an id").to_owned();
     let pending_until = ack["expires_at_ms"].as_i64().expect("expires_at_ms");
     assert!(
-        (pending_until - ack["requested_at_ms"].as_i64().unwrap_or(0) - 8_000).abs() < 5,
+        (pending_until - ack["requested_at_ms"].as_i64().unwrap_or(0) - 20_000).abs() < 5,
         "a pending ack lapses after one interval: {ack}"
     );
 
@@ -419,7 +422,7 @@ fn ack_needs_a_second_person_lives_until_the_next_scheduled_check_and_survives_a
 
     // A restart keeps the pending ack.
     assert!(first.terminate(SOON).success());
-    let agent = fleet.start(&config, "8s");
+    let agent = fleet.start(&config, "20s");
     agent.wait_checks(1, SOON);
 
     // A second person approves: active, the gauge is 1, and the ACK record says
@@ -436,7 +439,7 @@ fn ack_needs_a_second_person_lives_until_the_next_scheduled_check_and_survives_a
     assert_eq!(active["approved_by"], "oscar");
     assert_eq!(active["requested_by"], "olga");
     let approved_at = active["approved_at_ms"].as_i64().expect("approved_at_ms");
-    assert_eq!(active["expires_at_ms"].as_i64(), Some(approved_at + 8_000));
+    assert_eq!(active["expires_at_ms"].as_i64(), Some(approved_at + 20_000));
     assert_eq!(gauge(&agent, "alpha"), Some(1.0));
     assert_eq!(gauge(&agent, "beta"), Some(0.0));
     let record = agent.wait_gov("GOV_CONFIG_DRIFT_ACK", Some("alpha"), SOON, |_| true);
@@ -448,7 +451,7 @@ fn ack_needs_a_second_person_lives_until_the_next_scheduled_check_and_survives_a
     );
     assert_eq!(
         record["fields"]["expires_at_ms"].as_i64(),
-        Some(approved_at + 8_000)
+        Some(approved_at + 20_000)
     );
     assert_eq!(record["level"], "INFO");
 
@@ -490,8 +493,9 @@ fn ack_needs_a_second_person_lives_until_the_next_scheduled_check_and_survives_a
 fn approval_after_the_drift_changed_is_refused() {
     let fleet = Fleet::new(&["alpha"]);
     let config = fleet.config(&["alpha"], (100, 100));
-    let agent = fleet.start(&config, "1s");
+    // A long interval, and manual checks: the pending ack must not lapse first.
     fleet.edit("alpha", &with_limit(12));
+    let agent = fleet.start(&config, "60s");
     agent.wait_series(r#"bots_in_drift{bot_id="alpha"}"#, 1.0, SOON);
     let requested = post(
         &agent,
@@ -503,10 +507,9 @@ fn approval_after_the_drift_changed_is_refused() {
     let id = requested.json()["id"].as_str().expect("id").to_owned();
 
     fleet.edit("alpha", &with_limit(13));
-    poll(SOON, "the new running value in the report", || {
-        let r = get(&agent, "/api/v1/bots/alpha", Some(VIEWER)).json();
-        (r["drifts"][0]["running"] == 13).then_some(())
-    });
+    assert_eq!(post(&agent, "/api/v1/check", Some(OLGA), "").status, 200);
+    let r = get(&agent, "/api/v1/bots/alpha", Some(VIEWER)).json();
+    assert_eq!(r["drifts"][0]["running"], 13);
     let refused = post(
         &agent,
         &format!("/api/v1/acks/{id}/approve"),
@@ -668,13 +671,13 @@ fn pause_stops_paging_survives_a_restart_and_ends_on_resume_or_after_its_duratio
         &agent,
         "/api/v1/pause",
         Some(ADMIN),
-        r#"{"reason":"deploy","for":"2s"}"#,
+        r#"{"reason":"deploy","for":"5s"}"#,
     );
     assert_eq!(timed.status, 200, "{}", timed.body);
     let t = timed.json();
     assert_eq!(
         t["until_ms"].as_i64(),
-        t["since_ms"].as_i64().map(|s| s + 2_000)
+        t["since_ms"].as_i64().map(|s| s + 5_000)
     );
     assert_eq!(agent.series("drift_detector_paused"), Some(1.0));
     agent.wait_series("drift_detector_paused", 0.0, SOON);
