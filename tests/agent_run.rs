@@ -225,10 +225,7 @@ fn latch_survives_sigkill_and_resolves_once_by_commit_then_by_revert() {
     assert_ne!(second_episode, episode);
     fleet.edit("alpha", &with_limit(12));
     let reverted = fourth.wait_gov("GOV_CONFIG_DRIFT_RESOLVED", Some("alpha"), SOON, |_| true);
-    assert_eq!(
-        field(&reverted, "episode_id"),
-        Some(second_episode.as_str())
-    );
+    assert_eq!(field(&reverted, "episode_id"), Some(second_episode.as_str()));
     assert_eq!(field(&reverted, "resolved_by"), Some("revert"));
     assert_eq!(field(&reverted, "commit_sha"), Some(""));
 }
@@ -420,7 +417,10 @@ fn registry_file_is_reread_before_each_check_and_an_empty_one_is_refused() {
     assert!(agent.series("drift_config_reload_failures_total") >= Some(1.0));
     agent.wait_checks(1, SOON);
     assert_eq!(agent.series("drift_registry_bots"), Some(1.0));
-    assert_eq!(agent.series(r#"bots_in_drift{bot_id="alpha"}"#), Some(0.0));
+    assert_eq!(
+        agent.series(r#"bots_in_drift{bot_id="alpha"}"#),
+        Some(0.0)
+    );
 }
 
 #[test]
@@ -432,10 +432,7 @@ fn mode_off_runs_no_checks_has_no_bot_series_and_is_healthy() {
     assert_eq!(code, 200);
     assert!(body.contains(r#""mode":"off""#), "{body}");
     let page = agent.metrics();
-    assert!(
-        !page.contains("bot_id="),
-        "no per-bot series in mode off:\n{page}"
-    );
+    assert!(!page.contains("bot_id="), "no per-bot series in mode off:\n{page}");
     assert_eq!(
         series_value(
             &page,

@@ -78,10 +78,7 @@ pub fn admin_edit(addr: SocketAddr, path: &str, config: &str) {
     .expect("admin request sent");
     let mut answer = String::new();
     std::io::Read::read_to_string(&mut s, &mut answer).expect("admin answer");
-    assert!(
-        answer.starts_with("HTTP/1.1 204"),
-        "admin edit refused: {answer}"
-    );
+    assert!(answer.starts_with("HTTP/1.1 204"), "admin edit refused: {answer}");
 }
 
 /// A port nothing listens on.
