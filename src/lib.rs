@@ -11,6 +11,7 @@
 //! resolves it, and telemetry emits it. `canon`, `diff` and `report` are pure.
 
 pub mod agent;
+pub mod api;
 pub mod canon;
 pub mod check;
 pub mod cli;

@@ -299,6 +299,7 @@ fn gov_log_records_carry_attributes_severity_and_the_report_as_body() {
         requested_by: "ana",
         approved_by: "bo",
         reason: "hotfix in flight",
+        expires_at_ms: 1_715_261_800_000,
     }
     .emit(&t);
     t.force_flush().unwrap();

@@ -110,6 +110,18 @@ impl Agent {
             let prior = self.states.remove(&slug).unwrap_or_default();
             let seen = observed.get(&slug).unwrap_or(&no_observation);
             let (mut state, transitions) = crate::latch::advance(prior, report, seen, now_ms);
+            // Acks (§9): a changed drift ends them at any check, a scheduled
+            // check that started after the approval ends an active one.
+            let ended = crate::latch::ack::after_check(
+                &mut state,
+                trigger == Trigger::Scheduled,
+                now_ms,
+                crate::cli::now_ms(),
+            );
+            for a in &ended {
+                super::admin::log_ack_ended(a);
+            }
+            crate::latch::ack::prune(&mut state, now_ms);
             for t in transitions {
                 match t {
                     Transition::Started { episode_id } => {
@@ -207,6 +219,13 @@ impl Agent {
             successful,
         };
         tracing::debug!(?trigger, ?result, "Check done.");
+        self.reports.send_replace(Arc::new(
+            reports
+                .iter()
+                .filter_map(|r| Some((r.bot_slug.clone()?, r.to_json_line())))
+                .collect(),
+        ));
+        self.checked = true;
         self.views.send_replace(Some(Arc::new(CheckView {
             result: result.clone(),
             reports,
@@ -264,12 +283,10 @@ impl Agent {
             .iter()
             .zip(bots)
             .map(|(report, bot)| {
-                let since = self
-                    .states
-                    .get(bot.slug.as_str())
-                    .and_then(|s| s.episode.as_ref())
-                    .map(|e| e.started_ms);
-                BotSeries::from_report(report, since, false)
+                let state = self.states.get(bot.slug.as_str());
+                let since = state.and_then(|s| s.episode.as_ref()).map(|e| e.started_ms);
+                let acknowledged = state.is_some_and(crate::latch::ack::acknowledged);
+                BotSeries::from_report(report, since, acknowledged)
             })
             .collect();
         t.metrics().publish_check(&CheckSummary {
@@ -338,7 +355,7 @@ impl Agent {
 
     /// RESOLVED records just emitted are dropped from the state. Should this
     /// write fail, the next check emits them again: at least once, as §9 asks.
-    async fn forget_emitted(&mut self, bots: &[Bot]) {
+    pub(super) async fn forget_emitted(&mut self, bots: &[Bot]) {
         let mut updates = Vec::new();
         for bot in bots {
             if let Some(state) = self.states.get_mut(bot.slug.as_str())

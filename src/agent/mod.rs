@@ -4,11 +4,14 @@
 //! `Agent::check` is one whole check: re-read the registry, evaluate, latch, store
 //! (flushed), then emit — in that order, so telemetry never tells of a state the
 //! next start would not remember. Must not serve HTTP or read signals: the server
-//! only reads `AgentStatus`, and `schedule` decides when checks run.
+//! only reads `AgentStatus`, and `schedule` decides when checks run. Admin actions
+//! (acks, clear, pause, audit: `admin`) also run inside the schedule's loop.
 
+pub mod admin;
 pub mod cycle;
 pub mod schedule;
 
+pub use admin::{Actor, AdminError, AdminRequest, DeniedMinute, ReportSnapshot};
 pub use cycle::{CheckResult, CheckView};
 
 use std::collections::BTreeMap;
@@ -16,10 +19,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::api::auth::Tokens;
 use crate::canon::secret::SecretKey;
 use crate::check::Checker;
 use crate::config::{Bot, Config, Mode};
-use crate::latch::{BotState, StateStore};
+use crate::latch::{BotState, Pause, StateStore};
 use crate::server::AgentStatus;
 use crate::shard::Shard;
 use crate::telemetry::{AgentInfo, Telemetry};
@@ -65,6 +69,14 @@ pub struct Agent {
     reloads: Reloads,
     /// The last finished check, for whoever watches (`subscribe`).
     views: watch::Sender<Option<Arc<CheckView>>>,
+    /// Every bot's last report, for the admin API (also before the first check).
+    reports: watch::Sender<ReportSnapshot>,
+    /// The admin API's identities; a reload replaces them.
+    tokens: Tokens,
+    /// The detector's pause (§9), as stored.
+    pause: Option<Pause>,
+    /// A check has settled since start.
+    checked: bool,
 }
 
 impl Agent {
@@ -83,7 +95,9 @@ impl Agent {
         let config = Arc::new(config);
         let checker = Checker::new(Arc::clone(&config), secret_key.clone())?;
         let bots = shard_bots(&config.bots, overrides.shard);
-        Ok(Agent {
+        let reports = stored_reports(&bots, &states);
+        let tokens = Tokens::new(&config.tokens);
+        let mut agent = Agent {
             config_path: config_path.to_path_buf(),
             config,
             overrides,
@@ -99,7 +113,28 @@ impl Agent {
                 config: true,
                 registry: true,
             },
-        })
+            reports: watch::Sender::new(reports),
+            tokens,
+            pause: None,
+            checked: false,
+        };
+        agent.restore_pause()?;
+        Ok(agent)
+    }
+
+    /// Follows every bot's last report (JSON by slug).
+    pub fn reports(&self) -> watch::Receiver<ReportSnapshot> {
+        self.reports.subscribe()
+    }
+
+    /// The admin API's identities, kept current across reloads.
+    pub fn tokens(&self) -> Tokens {
+        self.tokens.clone()
+    }
+
+    /// The state database, for the admin API's read-only views (the audit log).
+    pub fn store(&self) -> Arc<StateStore> {
+        Arc::clone(&self.store)
     }
 
     /// Follows finished checks: the receiver always holds the latest.
@@ -169,6 +204,7 @@ impl Agent {
             }
         };
         self.bots = shard_bots(&config.bots, self.overrides.shard);
+        self.tokens.set(&config.tokens);
         self.config = config;
         self.checker = checker;
         let interval = self.interval();
@@ -256,6 +292,18 @@ pub fn agent_info(config: &Config, overrides: &Overrides) -> AgentInfo {
         shard: overrides.shard,
         check_interval: effective_interval(config, overrides),
     }
+}
+
+/// The stored last reports of `bots`, for the API until the first check.
+fn stored_reports(bots: &[Bot], states: &BTreeMap<String, BotState>) -> ReportSnapshot {
+    Arc::new(
+        bots.iter()
+            .filter_map(|b| {
+                let json = states.get(b.slug.as_str())?.last_report_json.clone()?;
+                Some((b.slug.to_string(), json))
+            })
+            .collect(),
+    )
 }
 
 fn effective_interval(config: &Config, overrides: &Overrides) -> Duration {

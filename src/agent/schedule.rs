@@ -2,12 +2,17 @@
 //! (measured start to start), never two at once; a reload checks at once; mode
 //! `off` runs none. On shutdown a check still evaluating is dropped (nothing is
 //! written yet); one already storing or emitting finishes first.
+//!
+//! The loop also carries out the admin API's requests (`Command`), one at a
+//! time and never during a check, once the first check after start has settled;
+//! and it wakes when an ack or a pause falls due.
 
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
+use super::admin::{Actor, AdminError, AdminRequest, DeniedMinute};
 use super::cycle::CheckResult;
 use super::{Agent, Trigger};
 use crate::config::Mode;
@@ -18,6 +23,19 @@ pub enum Command {
     /// Runs a check after any in flight and answers with its result; `None`
     /// when the agent shut down first or its mode is `off`.
     Check(oneshot::Sender<Option<CheckResult>>),
+    /// `POST /api/v1/check`: as `Check`, and recorded in the audit log.
+    ManualCheck {
+        actor: Actor,
+        reply: oneshot::Sender<Option<CheckResult>>,
+    },
+    /// A state-changing admin request (acks, clear, pause, resume).
+    Admin {
+        actor: Actor,
+        request: AdminRequest,
+        reply: oneshot::Sender<Result<serde_json::Value, AdminError>>,
+    },
+    /// Denied requests of one source and minute, for the audit log.
+    Denied(DeniedMinute),
 }
 
 /// The loop's inputs besides the agent.
@@ -40,6 +58,17 @@ pub async fn run(mut agent: Agent, mut inputs: Inputs) -> Agent {
                 None => std::future::pending().await,
             }
         };
+        let timer = agent.next_timer_ms().map(|at_ms| {
+            let wait = at_ms.saturating_sub(crate::cli::now_ms()).max(0);
+            Instant::now() + Duration::from_millis(wait as u64)
+        });
+        let timer = async {
+            match timer {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        let ready = agent.ready();
         tokio::select! {
             biased;
             _ = stopping(&mut inputs.shutdown) => break,
@@ -50,16 +79,25 @@ pub async fn run(mut agent: Agent, mut inputs: Inputs) -> Agent {
                     next = first_check(&agent);
                 }
             }
-            Some(command) = inputs.commands.recv() => match command {
+            Some(command) = inputs.commands.recv(), if ready => match command {
                 Command::Check(reply) => {
-                    let result = if agent.mode() == Mode::Off {
-                        None
-                    } else {
-                        one_check(&mut agent, Trigger::Manual, &mut inputs.shutdown).await
-                    };
+                    let result = manual_check(&mut agent, &mut inputs.shutdown).await;
                     let _ = reply.send(result);
                 }
+                Command::ManualCheck { actor, reply } => {
+                    let result = manual_check(&mut agent, &mut inputs.shutdown).await;
+                    if let Some(r) = &result {
+                        agent.record_check(&actor, r).await;
+                    }
+                    let _ = reply.send(result);
+                }
+                Command::Admin { actor, request, reply } => {
+                    let answer = agent.admin(&actor, request).await;
+                    let _ = reply.send(answer);
+                }
+                Command::Denied(denied) => agent.record_denied(denied).await,
             },
+            () = timer => agent.on_timer(crate::cli::now_ms()).await,
             _ = due => {
                 let started = Instant::now();
                 if one_check(&mut agent, trigger, &mut inputs.shutdown).await.is_none() {
@@ -72,6 +110,16 @@ pub async fn run(mut agent: Agent, mut inputs: Inputs) -> Agent {
         }
     }
     agent
+}
+
+async fn manual_check(
+    agent: &mut Agent,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Option<CheckResult> {
+    if agent.mode() == Mode::Off {
+        return None;
+    }
+    one_check(agent, Trigger::Manual, shutdown).await
 }
 
 fn first_check(agent: &Agent) -> Option<Instant> {
@@ -129,10 +177,19 @@ pub fn start(
     let (reloads, reload_rx) = mpsc::channel(4);
     let (commands, command_rx) = mpsc::channel(16);
     let views = agent.subscribe();
+    let api = crate::api::ApiState::new(
+        agent.tokens(),
+        &agent.config().server,
+        commands.clone(),
+        agent.reports(),
+        agent.store(),
+        std::sync::Arc::clone(&server.status),
+    );
+    crate::api::spawn_denied_flush(&api, stop_rx.clone());
     let mut server_stop = stop_rx.clone();
     let server = tokio::spawn(crate::server::serve(
         listener,
-        crate::server::router(server),
+        crate::server::router(server).merge(crate::api::router(api)),
         tls,
         async move {
             let _ = server_stop.wait_for(|stop| *stop).await;

@@ -2,6 +2,8 @@
 //! exit code. Results go to stdout, warnings (`warning: …`), progress and errors to
 //! stderr; an error is printed once, as one sentence.
 
+pub mod admin;
+pub mod audit;
 pub mod check;
 pub mod diff;
 pub mod output;
@@ -89,6 +91,23 @@ pub enum Command {
     },
     /// A self-contained demonstration on loopback.
     Demo,
+    /// Every bot's last report, from a running agent (admin API; viewer).
+    Bots(admin::BotsArgs),
+    /// Requests a two-person ack of a bot's drift (admin API; oncall).
+    Ack(admin::AckArgs),
+    /// Approves someone else's ack request (admin API; oncall).
+    Approve(admin::ApproveArgs),
+    /// Ends a bot's drift episode as `cleared` (admin API; admin).
+    Clear(admin::ClearArgs),
+    /// Pauses paging; checks and evidence go on (admin API; admin).
+    Pause(admin::PauseArgs),
+    /// Ends a pause (admin API; admin).
+    Resume(admin::ResumeArgs),
+    /// The audit hash chain.
+    Audit {
+        #[command(subcommand)]
+        command: audit::AuditCommand,
+    },
 }
 
 pub fn main() -> ExitCode {
@@ -160,6 +179,31 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             },
         }),
         Command::Demo => crate::demo::run(),
+        Command::Bots(a) => admin::run(admin::Call::Bots, &a.server),
+        Command::Ack(a) => admin::run(
+            admin::Call::Ack {
+                slug: a.slug,
+                reason: a.reason,
+            },
+            &a.server,
+        ),
+        Command::Approve(a) => admin::run(admin::Call::Approve { id: a.ack_id }, &a.server),
+        Command::Clear(a) => admin::run(
+            admin::Call::Clear {
+                slug: a.slug,
+                reason: a.reason,
+            },
+            &a.server,
+        ),
+        Command::Pause(a) => admin::run(
+            admin::Call::Pause {
+                reason: a.reason,
+                duration: a.duration,
+            },
+            &a.server,
+        ),
+        Command::Resume(a) => admin::run(admin::Call::Resume, &a.server),
+        Command::Audit { command } => audit::run(command),
     }
 }
 

@@ -43,6 +43,10 @@ pub struct BotState {
     /// in between re-emits rather than loses it (§9: at least once).
     #[serde(default)]
     pub unemitted: Vec<Resolution>,
+    /// Two-person acks (§9): pending and active ones, and those ended within a
+    /// day (see `ack.rs`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub acks: Vec<super::ack::Ack>,
 }
 
 /// An ended episode, as its RESOLVED record tells it.

@@ -25,6 +25,13 @@
 //!   and so is one that existed but lost its `meta` records.
 //! - Panics inside the engine on damaged files are caught at open and reported as
 //!   corruption.
+//!
+//! Besides the `bots` tree, the `meta` tree holds the pause (§9) and the `audit`
+//! tree the admin audit chain (§12; entries keyed by their number, big-endian,
+//! in the same envelope, whose checksum doubles as the entry's chain hash: see
+//! `audit.rs`). An admin action's state change and its audit entry are written in
+//! one transaction and flushed together. A damaged audit entry is not a startup
+//! error: the chain goes on from its stored bytes, and `audit verify` names it.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -39,8 +46,13 @@ use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
+use sled::Transactional as _;
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+
 use crate::canon::secret::SecretKey;
+use crate::latch::audit::{self, AuditDraft, AuditEntry, Head, RawEntry};
 use crate::latch::episode::BotState;
+use crate::latch::pause::Pause;
 
 /// The layout of the database as a whole (trees and keys).
 pub const SCHEMA_VERSION: u64 = 1;
@@ -49,6 +61,8 @@ pub const RECORD_VERSION: u64 = 1;
 
 const BOTS_TREE: &str = "bots";
 const META_TREE: &str = "meta";
+const AUDIT_TREE: &str = "audit";
+const PAUSE_KEY: &str = "pause";
 const SCHEMA_KEY: &str = "schema_version";
 const SECRET_KEY: &str = "secret_key";
 const GENERATION_KEY: &str = "generation";
@@ -63,6 +77,7 @@ const SLED_CONF_FILE: &str = "conf";
 pub enum Record {
     Bot(String),
     Meta(&'static str),
+    Audit(u64),
 }
 
 impl fmt::Display for Record {
@@ -70,6 +85,7 @@ impl fmt::Display for Record {
         match self {
             Record::Bot(slug) => write!(f, "the record of bot `{slug}`"),
             Record::Meta(key) => write!(f, "the `{key}` record"),
+            Record::Audit(seq) => write!(f, "audit entry {seq}"),
         }
     }
 }
@@ -120,8 +136,20 @@ pub struct StateStore {
     db: sled::Db,
     bots: sled::Tree,
     meta: sled::Tree,
+    audit: sled::Tree,
     /// The generation of the last flushed write; the lock also serialises writers.
     generation: Mutex<u64>,
+    /// The audit chain's end, read at open and moved by each append (under the
+    /// generation lock).
+    audit_head: Mutex<Head>,
+}
+
+/// What an admin write does to the stored pause.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PauseChange {
+    Keep,
+    Set(Pause),
+    Remove,
 }
 
 impl fmt::Debug for StateStore {
@@ -164,11 +192,14 @@ impl StateStore {
             path: path.to_owned(),
             bots: tree(BOTS_TREE)?,
             meta: tree(META_TREE)?,
+            audit: tree(AUDIT_TREE)?,
             db,
             generation: Mutex::new(0),
+            audit_head: Mutex::new(Head::empty()),
         };
         store.check_schema(existed)?;
         store.check_generation()?;
+        store.load_audit_head()?;
         Ok(store)
     }
 
@@ -222,6 +253,154 @@ impl StateStore {
             .apply_batch(batch)
             .map_err(|e| self.write_error(e))?;
         self.commit(&mut generation)
+    }
+
+    /// An admin action (§9, §12), atomically: bot states, the pause, and the
+    /// action's audit entry chained to the last one; then flushed. Returns the
+    /// entry as stored.
+    pub fn write_admin(
+        &self,
+        updates: &[(String, BotState)],
+        pause: &PauseChange,
+        draft: Option<AuditDraft>,
+    ) -> Result<Option<AuditEntry>, StateError> {
+        let mut sealed_bots = Vec::with_capacity(updates.len());
+        for (slug, state) in updates {
+            let sealed = seal(state).map_err(|source| StateError::Encode {
+                path: self.path.clone(),
+                record: Record::Bot(slug.clone()),
+                source,
+            })?;
+            sealed_bots.push((slug.as_bytes(), sealed));
+        }
+        let sealed_pause = match pause {
+            PauseChange::Set(p) => Some(seal(p).map_err(|source| StateError::Encode {
+                path: self.path.clone(),
+                record: Record::Meta(PAUSE_KEY),
+                source,
+            })?),
+            _ => None,
+        };
+        let mut generation = self.lock_generation();
+        let mut head = self.lock_audit_head();
+        let entry = draft.map(|d| head.next(d));
+        let entry_data = match &entry {
+            Some(e) => Some(serde_json::to_vec(e).map_err(|source| StateError::Encode {
+                path: self.path.clone(),
+                record: Record::Audit(e.seq),
+                source,
+            })?),
+            None => None,
+        };
+        let result: Result<(), TransactionError<()>> = (&self.bots, &self.meta, &self.audit)
+            .transaction(|(bots, meta, audit_tree)| {
+                for (key, value) in &sealed_bots {
+                    bots.insert(*key, value.as_slice())?;
+                }
+                match (pause, &sealed_pause) {
+                    (PauseChange::Set(_), Some(v)) => {
+                        meta.insert(PAUSE_KEY, v.as_slice())?;
+                    }
+                    (PauseChange::Remove, _) => {
+                        meta.remove(PAUSE_KEY)?;
+                    }
+                    _ => {}
+                }
+                if let (Some(e), Some(data)) = (&entry, &entry_data) {
+                    audit_tree.insert(&audit::key(e.seq), seal_bytes(data))?;
+                }
+                Ok::<(), ConflictableTransactionError<()>>(())
+            });
+        match result {
+            Ok(()) => {}
+            Err(TransactionError::Storage(e)) => return Err(self.write_error(e)),
+            Err(TransactionError::Abort(())) => {
+                return Err(
+                    self.write_error(sled::Error::ReportableBug("an admin write aborted".into()))
+                );
+            }
+        }
+        self.commit(&mut generation)?;
+        if let (Some(e), Some(data)) = (&entry, &entry_data) {
+            *head = Head {
+                seq: e.seq,
+                hash: audit::hash(data),
+            };
+        }
+        Ok(entry)
+    }
+
+    /// The stored pause, if any.
+    pub fn pause(&self) -> Result<Option<Pause>, StateError> {
+        match self.meta.get(PAUSE_KEY).map_err(|e| self.read_error(e))? {
+            Some(value) => self.unseal(&value, Record::Meta(PAUSE_KEY)).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The audit chain's end.
+    pub fn audit_head(&self) -> Head {
+        self.lock_audit_head().clone()
+    }
+
+    /// Every stored audit entry, raw, in chain order (for `audit::verify`).
+    pub fn audit_raw(&self) -> Result<Vec<RawEntry>, StateError> {
+        self.audit
+            .iter()
+            .map(|item| {
+                let (key, value) = item.map_err(|e| self.read_error(e))?;
+                Ok(RawEntry {
+                    key: key.to_vec(),
+                    value: value.to_vec(),
+                })
+            })
+            .collect()
+    }
+
+    /// The audit entries at or after `since_ms`, each as its stored JSON (whose
+    /// SHA-256 is the next entry's `prev`). Damaged entries are left out here;
+    /// `audit verify` names them.
+    pub fn audit_lines(&self, since_ms: i64) -> Result<Vec<String>, StateError> {
+        let mut lines = Vec::new();
+        for raw in self.audit_raw()? {
+            let Ok(data) = open_envelope(&raw.value) else {
+                continue;
+            };
+            let Ok(entry) = serde_json::from_str::<AuditEntry>(data) else {
+                continue;
+            };
+            if entry.draft.at_ms >= since_ms {
+                lines.push(data.to_owned());
+            }
+        }
+        Ok(lines)
+    }
+
+    fn lock_audit_head(&self) -> std::sync::MutexGuard<'_, Head> {
+        self.audit_head
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The chain continues from the last stored entry's bytes, damaged or not,
+    /// so damage stays detectable rather than being papered over.
+    fn load_audit_head(&self) -> Result<(), StateError> {
+        let Some((key, value)) = self.audit.last().map_err(|e| self.read_error(e))? else {
+            return Ok(());
+        };
+        let seq = <[u8; 8]>::try_from(key.as_ref())
+            .map(u64::from_be_bytes)
+            .map_err(|_| StateError::CorruptRecord {
+                path: self.path.clone(),
+                record: Record::Meta(AUDIT_TREE),
+                detail: "the last audit key is not an entry number".into(),
+            })?;
+        let hash = match serde_json::from_slice::<Envelope<'_>>(&value) {
+            Ok(envelope) => audit::hash(envelope.data.get().as_bytes()),
+            Err(_) => audit::hash(&value),
+        };
+        *self.lock_audit_head() = Head { seq, hash };
+        Ok(())
     }
 
     /// Bumps the generation, flushes sled (fsync) and then records the flushed
@@ -458,7 +637,7 @@ enum Fault {
 }
 
 #[derive(serde::Deserialize)]
-struct Head {
+struct VersionOnly {
     v: u64,
 }
 
@@ -472,19 +651,43 @@ struct Envelope<'a> {
 
 /// `{"v":1,"sha256":"<hex of data's bytes>","data":<data>}`.
 fn seal<T: Serialize + ?Sized>(data: &T) -> Result<Vec<u8>, serde_json::Error> {
-    let body = serde_json::to_vec(data)?;
-    let sum = hex::encode(Sha256::digest(&body));
+    Ok(seal_bytes(&serde_json::to_vec(data)?))
+}
+
+/// Seals data already serialised as JSON.
+pub(crate) fn seal_bytes(body: &[u8]) -> Vec<u8> {
+    let sum = hex::encode(Sha256::digest(body));
     let mut out = Vec::with_capacity(body.len() + sum.len() + 32);
     // Writing to a Vec cannot fail.
     let _ = write!(out, r#"{{"v":{RECORD_VERSION},"sha256":"{sum}","data":"#);
-    out.extend_from_slice(&body);
+    out.extend_from_slice(body);
     out.push(b'}');
-    Ok(out)
+    out
+}
+
+/// The data of a sealed value, its version and checksum checked; the error is
+/// a phrase saying what is wrong with it.
+pub(crate) fn open_envelope(bytes: &[u8]) -> Result<&str, String> {
+    let head: VersionOnly =
+        serde_json::from_slice(bytes).map_err(|e| format!("its envelope does not parse ({e})"))?;
+    if head.v > RECORD_VERSION {
+        return Err(format!(
+            "it has version {}, newer than this binary's {RECORD_VERSION}",
+            head.v
+        ));
+    }
+    let envelope: Envelope<'_> =
+        serde_json::from_slice(bytes).map_err(|e| format!("its envelope does not parse ({e})"))?;
+    let data = envelope.data.get();
+    if hex::encode(Sha256::digest(data.as_bytes())) != envelope.sha256 {
+        return Err("its checksum does not match its data".into());
+    }
+    Ok(data)
 }
 
 fn unseal<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Fault> {
     // The version first, alone: a newer envelope may not parse as this one.
-    let head: Head = serde_json::from_slice(bytes)
+    let head: VersionOnly = serde_json::from_slice(bytes)
         .map_err(|e| Fault::Corrupt(format!("its envelope does not parse ({e})")))?;
     if head.v > RECORD_VERSION {
         return Err(Fault::Future(head.v));
@@ -546,5 +749,66 @@ mod tests {
     fn newer_envelope_version_is_reported_as_future() {
         let bytes = br#"{"v":2,"checksum":"whatever","payload":{}}"#;
         assert!(matches!(unseal::<BotState>(bytes), Err(Fault::Future(2))));
+    }
+
+    fn draft(action: crate::latch::AuditAction) -> AuditDraft {
+        AuditDraft {
+            at_ms: 1000,
+            action,
+            actor: "alice".into(),
+            role: Some("admin".into()),
+            source: "127.0.0.1".into(),
+            bot_slug: None,
+            ack_id: None,
+            reason: Some("window".into()),
+            detail: None,
+        }
+    }
+
+    #[test]
+    fn admin_writes_chain_audit_entries_and_keep_the_pause_across_reopens() {
+        use crate::latch::{AuditAction, Verdict};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let pause = Pause {
+            reason: "window".into(),
+            by: "alice".into(),
+            since_ms: 1000,
+            until_ms: Some(5000),
+        };
+        {
+            let store = StateStore::open(&path, 1 << 20).unwrap();
+            let state = BotState {
+                last_seen_ms: 3,
+                ..BotState::default()
+            };
+            let first = store
+                .write_admin(
+                    &[("a".into(), state.clone())],
+                    &PauseChange::Set(pause.clone()),
+                    Some(draft(AuditAction::Pause)),
+                )
+                .unwrap()
+                .unwrap();
+            assert_eq!(first.seq, 1);
+            assert_eq!(first.prev, audit::GENESIS);
+            assert_eq!(store.load_all().unwrap()["a"], state);
+        }
+        let store = StateStore::open(&path, 1 << 20).unwrap();
+        assert_eq!(store.pause().unwrap(), Some(pause));
+        let head = store.audit_head();
+        assert_eq!(head.seq, 1);
+        let second = store
+            .write_admin(&[], &PauseChange::Remove, Some(draft(AuditAction::Resume)))
+            .unwrap()
+            .unwrap();
+        assert_eq!(second.prev, head.hash, "the chain goes on after a reopen");
+        assert_eq!(store.pause().unwrap(), None);
+        assert!(matches!(
+            audit::verify(store.audit_raw().unwrap()),
+            Verdict::Intact { entries: 2, .. }
+        ));
+        assert_eq!(store.audit_lines(0).unwrap().len(), 2);
+        assert_eq!(store.audit_lines(1001).unwrap().len(), 0);
     }
 }

@@ -274,6 +274,8 @@ pub struct DriftAcknowledged<'a> {
     pub requested_by: &'a str,
     pub approved_by: &'a str,
     pub reason: &'a str,
+    /// The latest the ack can end: approval + one interval (§9).
+    pub expires_at_ms: i64,
 }
 
 impl DriftAcknowledged<'_> {
@@ -284,6 +286,7 @@ impl DriftAcknowledged<'_> {
         attrs.push(("requested_by", s(self.requested_by.to_string())));
         attrs.push(("approved_by", s(self.approved_by.to_string())));
         attrs.push(("ack_reason", s(self.reason.to_string())));
+        attrs.push(("expires_at_ms", AnyValue::Int(self.expires_at_ms)));
         t.logs().emit(
             code.as_str(),
             Severity::Info,
@@ -298,6 +301,8 @@ impl DriftAcknowledged<'_> {
             ack_id = self.ack_id,
             requested_by = self.requested_by,
             approved_by = self.approved_by,
+            ack_reason = self.reason,
+            expires_at_ms = self.expires_at_ms,
             "{ACK_MESSAGE}"
         );
     }

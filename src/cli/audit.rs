@@ -1,0 +1,131 @@
+//! `audit verify --config FILE [--server URL]` (§2, §10): walks the audit hash
+//! chain from its first entry and names the first entry that does not hold.
+//! Exit 0 intact, 2 broken, 1 error.
+//!
+//! Without `--server` it opens the state database itself, read-only in effect;
+//! while an agent holds it (sled's exclusive lock) that fails, and the error says
+//! to ask the agent instead (`--server URL`, the token in `CDD_TOKEN`). The
+//! evidence chain is not part of this build yet: only the audit chain is walked.
+
+use std::path::Path;
+
+use anyhow::{anyhow, bail};
+use clap::Subcommand;
+use reqwest::Method;
+
+use super::admin::ApiClient;
+use super::{exit, load_config};
+use crate::latch::audit::{self, Verdict};
+use crate::latch::{StateError, StateStore};
+
+/// A small page cache: verification reads each entry once.
+const CACHE_BYTES: u64 = 8 * 1024 * 1024;
+
+#[derive(Subcommand, Debug)]
+pub enum AuditCommand {
+    /// Verifies the audit hash chain: exit 0 intact, 2 broken, 1 error.
+    Verify {
+        #[arg(long)]
+        config: std::path::PathBuf,
+        /// Ask a running agent (needed while it holds the state database).
+        #[arg(long, value_name = "URL")]
+        server: Option<String>,
+    },
+}
+
+pub fn run(command: AuditCommand) -> anyhow::Result<u8> {
+    match command {
+        AuditCommand::Verify { config, server } => verify(&config, server.as_deref()),
+    }
+}
+
+fn verify(config_path: &Path, server: Option<&str>) -> anyhow::Result<u8> {
+    let Some(config) = load_config(config_path) else {
+        return Ok(exit::ERROR);
+    };
+    let verdict = match server {
+        Some(url) => remote(url)?,
+        None => local(&config.state.path)?,
+    };
+    match verdict {
+        Verdict::Intact { entries, head } => {
+            println!("audit chain intact: {entries} entries, head {head}");
+            Ok(exit::OK)
+        }
+        Verdict::Broken {
+            entry,
+            problem,
+            intact_before,
+        } => {
+            println!(
+                "audit chain broken at entry {entry}: {problem} ({intact_before} entries before it hold)"
+            );
+            Ok(exit::DRIFT)
+        }
+    }
+}
+
+fn local(path: &Path) -> anyhow::Result<Verdict> {
+    if !path.exists() {
+        bail!("state database {} does not exist", path.display());
+    }
+    let store = match StateStore::open(path, CACHE_BYTES) {
+        Ok(s) => s,
+        Err(StateError::Locked { path }) => bail!(
+            "state database {} is held by a running agent; pass --server URL (with the token in CDD_TOKEN) to verify through it",
+            path.display()
+        ),
+        Err(e) => return Err(e.into()),
+    };
+    Ok(audit::verify(store.audit_raw()?))
+}
+
+fn remote(url: &str) -> anyhow::Result<Verdict> {
+    let client = ApiClient::new(url)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let text = runtime.block_on(client.call(Method::GET, "/audit/verify", None))?;
+    let v: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| anyhow!("the agent at {url} answered something that is not JSON ({e})"))?;
+    verdict_from(&v["audit"])
+        .ok_or_else(|| anyhow!("the agent at {url} answered without an audit verdict"))
+}
+
+fn verdict_from(v: &serde_json::Value) -> Option<Verdict> {
+    match v["verdict"].as_str()? {
+        "intact" => Some(Verdict::Intact {
+            entries: v["entries"].as_u64()?,
+            head: v["head"].as_str()?.to_owned(),
+        }),
+        "broken" => Some(Verdict::Broken {
+            entry: v["entry"].as_u64()?,
+            problem: v["problem"].as_str()?.to_owned(),
+            intact_before: v["intact_before"].as_u64()?,
+        }),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_apis_verdict_reads_back_as_it_was_sent() {
+        for verdict in [
+            Verdict::Intact {
+                entries: 3,
+                head: "ab".into(),
+            },
+            Verdict::Broken {
+                entry: 2,
+                problem: "its checksum does not match its data".into(),
+                intact_before: 1,
+            },
+        ] {
+            let sent = serde_json::to_value(&verdict).unwrap();
+            assert_eq!(verdict_from(&sent), Some(verdict));
+        }
+    }
+}
