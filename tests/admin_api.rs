@@ -15,19 +15,12 @@ use std::time::Duration;
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use support::agent::{AgentProcess, field, free_addr};
-use support::bots::{BotServer, Reply, admin_edit};
-use support::repo::FixtureRepo;
+use support::agent::{AgentProcess, field};
+use support::fleet_agent::{Fleet, with_limit};
 use support::{binary, poll};
 
 /// Generous bound for anything that should take one or two short intervals.
 const SOON: Duration = Duration::from_secs(30);
-
-const SYNCED: &str = r#"{"limit": 10, "mode": "safe", "venues": ["a", "b"]}"#;
-
-fn with_limit(limit: u32) -> String {
-    format!(r#"{{"limit": {limit}, "mode": "safe", "venues": ["a", "b"]}}"#)
-}
 
 /// Tokens of the test identities: name, role, token.
 const IDENTITIES: &[(&str, &str, &str)] = &[
@@ -41,87 +34,52 @@ const OLGA: &str = "tok-oncall-olga";
 const OSCAR: &str = "tok-oncall-oscar";
 const ADMIN: &str = "tok-admin-ada";
 
-/// A repo, bots serving what is committed, and a config for them (as in
-/// tests/agent_run.rs, with `[server]` rate limits and `[[auth.tokens]]`).
-struct Fleet {
-    repo: FixtureRepo,
-    bots: BotServer,
-    dir: tempfile::TempDir,
-    addr: SocketAddr,
+/// The admin tests' config: the shared fleet (tests/support/fleet_agent.rs)
+/// with `[server]` rate limits and `[[auth.tokens]]`, this rate limit (per
+/// second, burst).
+fn admin_config(fleet: &Fleet, slugs: &[&str], rate: (u32, u32)) -> PathBuf {
+    admin_config_at(
+        fleet,
+        &fleet.dir.path().join("config.toml"),
+        "state/db",
+        slugs,
+        rate,
+    )
 }
 
-impl Fleet {
-    fn new(slugs: &[&str]) -> Fleet {
-        let repo = FixtureRepo::new();
-        let bots = BotServer::start();
-        for slug in slugs {
-            repo.write(&format!("bots/{slug}.json"), SYNCED);
-            bots.set(&format!("/{slug}"), Reply::Json(SYNCED.into()));
-        }
-        repo.commit("initial configs");
-        Fleet {
-            repo,
-            bots,
-            dir: tempfile::tempdir().expect("temp dir"),
-            addr: free_addr(),
-        }
-    }
+fn admin_config_at(
+    fleet: &Fleet,
+    path: &Path,
+    state: &str,
+    slugs: &[&str],
+    rate: (u32, u32),
+) -> PathBuf {
+    let bots: String = slugs
+        .iter()
+        .map(|s| Fleet::bot_entry(s, &fleet.bots.url(&format!("/{s}"))))
+        .collect();
+    let tokens: String = IDENTITIES
+        .iter()
+        .map(|(name, role, token)| {
+            format!(
+                "[[auth.tokens]]\nname = {name:?}\nrole = {role:?}\nsha256 = {:?}\n\n",
+                hex::encode(Sha256::digest(token.as_bytes()))
+            )
+        })
+        .collect();
+    let text = format!(
+        "[repo]\nurl = {:?}\nbranch = \"main\"\nconfig_path = \"bots/{{slug}}.json\"\ncheckout_dir = \"state/repo\"\n\n[state]\npath = {state:?}\n\n[server]\nlisten = \"{}\"\nrate_limit_per_s = {}\nrate_limit_burst = {}\n\n{bots}{tokens}",
+        fleet.repo.path().display().to_string(),
+        fleet.addr,
+        rate.0,
+        rate.1,
+    );
+    std::fs::write(path, text).expect("config written");
+    path.to_path_buf()
+}
 
-    /// Writes the config with this rate limit (per second, burst).
-    fn config(&self, slugs: &[&str], rate: (u32, u32)) -> PathBuf {
-        self.config_at(
-            &self.dir.path().join("config.toml"),
-            "state/db",
-            slugs,
-            rate,
-        )
-    }
-
-    fn config_at(&self, path: &Path, state: &str, slugs: &[&str], rate: (u32, u32)) -> PathBuf {
-        let bots: String = slugs
-            .iter()
-            .map(|s| {
-                format!(
-                    "[[bots]]\nslug = {s:?}\nruntime = {:?}\n\n",
-                    self.bots.url(&format!("/{s}"))
-                )
-            })
-            .collect();
-        let tokens: String = IDENTITIES
-            .iter()
-            .map(|(name, role, token)| {
-                format!(
-                    "[[auth.tokens]]\nname = {name:?}\nrole = {role:?}\nsha256 = {:?}\n\n",
-                    hex::encode(Sha256::digest(token.as_bytes()))
-                )
-            })
-            .collect();
-        let text = format!(
-            "[repo]\nurl = {:?}\nbranch = \"main\"\nconfig_path = \"bots/{{slug}}.json\"\ncheckout_dir = \"state/repo\"\n\n[state]\npath = {state:?}\n\n[server]\nlisten = \"{}\"\nrate_limit_per_s = {}\nrate_limit_burst = {}\n\n{bots}{tokens}",
-            self.repo.path().display().to_string(),
-            self.addr,
-            rate.0,
-            rate.1,
-        );
-        std::fs::write(path, text).expect("config written");
-        path.to_path_buf()
-    }
-
-    fn start(&self, config: &Path, interval: &str) -> AgentProcess {
-        AgentProcess::start(config, self.addr, &["--check-interval", interval], &[])
-    }
-
-    fn edit(&self, slug: &str, config: &str) {
-        admin_edit(self.bots.addr, &format!("/{slug}"), config);
-    }
-
-    fn state_db(&self) -> PathBuf {
-        self.dir.path().join("state/db")
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
+fn base_url(fleet: &Fleet) -> String {
+    format!("http://{}", fleet.addr)
 }
 
 /// An HTTP answer: status, headers (names lower-cased) and body.
@@ -221,7 +179,7 @@ fn gauge(agent: &AgentProcess, bot: &str) -> Option<f64> {
 #[test]
 fn api_answers_401_without_a_known_token_403_below_the_role_and_json_errors() {
     let fleet = Fleet::new(&["alpha"]);
-    let config = fleet.config(&["alpha"], (100, 100));
+    let config = admin_config(&fleet, &["alpha"], (100, 100));
     let agent = fleet.start(&config, "60s");
 
     let none = get(&agent, "/api/v1/bots", None);
@@ -301,7 +259,7 @@ fn api_answers_401_without_a_known_token_403_below_the_role_and_json_errors() {
 #[test]
 fn rate_limit_answers_429_with_retry_after_past_the_burst_before_auth_and_never_on_metrics() {
     let fleet = Fleet::new(&["alpha"]);
-    let config = fleet.config(&["alpha"], (1, 3));
+    let config = admin_config(&fleet, &["alpha"], (1, 3));
     let agent = fleet.start(&config, "60s");
 
     let statuses: Vec<Answer> = (0..8)
@@ -340,7 +298,7 @@ fn rate_limit_answers_429_with_retry_after_past_the_burst_before_auth_and_never_
 #[test]
 fn ack_needs_a_second_person_lives_until_the_next_scheduled_check_and_survives_a_restart() {
     let fleet = Fleet::new(&["alpha", "beta"]);
-    let config = fleet.config(&["alpha", "beta"], (100, 100));
+    let config = admin_config(&fleet, &["alpha", "beta"], (100, 100));
     // A long interval: a restart on a loaded machine must fit in the pending
     // ack's lifetime, and the approval and a manual check before the next
     // scheduled check.
@@ -492,7 +450,7 @@ fn ack_needs_a_second_person_lives_until_the_next_scheduled_check_and_survives_a
 #[test]
 fn approval_after_the_drift_changed_is_refused() {
     let fleet = Fleet::new(&["alpha"]);
-    let config = fleet.config(&["alpha"], (100, 100));
+    let config = admin_config(&fleet, &["alpha"], (100, 100));
     // A long interval, and manual checks: the pending ack must not lapse first.
     fleet.edit("alpha", &with_limit(12));
     let agent = fleet.start(&config, "60s");
@@ -558,7 +516,7 @@ fn audit_entries(agent: &AgentProcess, since: &str) -> Vec<Value> {
 #[test]
 fn clear_ends_the_episode_as_cleared_and_a_lasting_drift_starts_a_new_one() {
     let fleet = Fleet::new(&["alpha", "beta"]);
-    let config = fleet.config(&["alpha", "beta"], (100, 100));
+    let config = admin_config(&fleet, &["alpha", "beta"], (100, 100));
     let agent = fleet.start(&config, "2s");
     fleet.edit("alpha", &with_limit(12));
     let detected = agent.wait_gov("GOV_CONFIG_DRIFT_DETECTED", Some("alpha"), SOON, |_| true);
@@ -622,7 +580,7 @@ fn clear_ends_the_episode_as_cleared_and_a_lasting_drift_starts_a_new_one() {
 #[test]
 fn pause_stops_paging_survives_a_restart_and_ends_on_resume_or_after_its_duration() {
     let fleet = Fleet::new(&["alpha"]);
-    let config = fleet.config(&["alpha"], (100, 100));
+    let config = admin_config(&fleet, &["alpha"], (100, 100));
     let mut first = fleet.start(&config, "2s");
     assert_eq!(first.series("drift_detector_paused"), Some(0.0));
 
@@ -692,7 +650,7 @@ fn pause_stops_paging_survives_a_restart_and_ends_on_resume_or_after_its_duratio
 #[test]
 fn audit_chain_verifies_and_one_flipped_byte_in_a_copy_names_that_entry() {
     let fleet = Fleet::new(&["alpha"]);
-    let config = fleet.config(&["alpha"], (100, 100));
+    let config = admin_config(&fleet, &["alpha"], (100, 100));
     let dir = fleet.dir.path();
     let mut agent = fleet.start(&config, "60s");
     assert_eq!(
@@ -738,7 +696,7 @@ fn audit_chain_verifies_and_one_flipped_byte_in_a_copy_names_that_entry() {
             "--config",
             config_arg,
             "--server",
-            &fleet.url(),
+            &base_url(&fleet),
         ],
         Some(VIEWER),
         dir,
@@ -772,7 +730,13 @@ fn audit_chain_verifies_and_one_flipped_byte_in_a_copy_names_that_entry() {
         tree.insert(key, value).expect("write");
         db.flush().expect("flush");
     }
-    let copy_config = fleet.config_at(&dir.join("copy.toml"), "copy/db", &["alpha"], (100, 100));
+    let copy_config = admin_config_at(
+        &fleet,
+        &dir.join("copy.toml"),
+        "copy/db",
+        &["alpha"],
+        (100, 100),
+    );
     let broken = cli(
         &[
             "audit",
@@ -816,12 +780,12 @@ fn copy_dir(from: &Path, to: &Path) {
 #[test]
 fn cli_clients_drive_the_api_with_a_table_by_default_and_json_on_request() {
     let fleet = Fleet::new(&["alpha", "beta"]);
-    let config = fleet.config(&["alpha", "beta"], (100, 100));
+    let config = admin_config(&fleet, &["alpha", "beta"], (100, 100));
     let dir = fleet.dir.path();
     let agent = fleet.start(&config, "30s");
     fleet.edit("alpha", &with_limit(12));
     assert_eq!(post(&agent, "/api/v1/check", Some(OLGA), "").status, 200);
-    let url = fleet.url();
+    let url = base_url(&fleet);
     let server = ["--server", url.as_str()];
     let with = |args: &[&str]| -> Vec<String> {
         args.iter()
@@ -974,7 +938,7 @@ fn openapi_description_lists_exactly_the_served_routes_with_their_roles() {
     );
 
     let fleet = Fleet::new(&["alpha"]);
-    let config = fleet.config(&["alpha"], (1000, 1000));
+    let config = admin_config(&fleet, &["alpha"], (1000, 1000));
     let agent = fleet.start(&config, "60s");
     let below = |role: &str| match role {
         "oncall" => Some(VIEWER),
@@ -1008,7 +972,7 @@ fn openapi_description_lists_exactly_the_served_routes_with_their_roles() {
 #[test]
 fn denied_requests_are_aggregated_per_source_and_minute_in_the_audit_log() {
     let fleet = Fleet::new(&["alpha"]);
-    let config = fleet.config(&["alpha"], (1000, 1000));
+    let config = admin_config(&fleet, &["alpha"], (1000, 1000));
     let agent = fleet.start(&config, "60s");
     for _ in 0..5 {
         assert_eq!(get(&agent, "/api/v1/bots", Some("guess")).status, 401);

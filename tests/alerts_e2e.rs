@@ -31,9 +31,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::Value;
-use support::agent::{AgentProcess, free_addr};
-use support::bots::{BotServer, Reply, admin_edit};
-use support::repo::FixtureRepo;
+use support::agent::AgentProcess;
+use support::bots::Reply;
+use support::fleet_agent::{Fleet, with_limit};
 use support::tools::{self, Alertmanager, Prometheus, grafana};
 
 /// Generous bound for one hop of the pipeline (a check, a scrape, a rule
@@ -41,93 +41,32 @@ use support::tools::{self, Alertmanager, Prometheus, grafana};
 /// must not make this flaky.
 const SOON: Duration = Duration::from_secs(45);
 
-const SYNCED: &str = r#"{"limit": 10, "mode": "safe", "venues": ["a", "b"]}"#;
-
-fn with_limit(limit: u32) -> String {
-    format!(r#"{{"limit": {limit}, "mode": "safe", "venues": ["a", "b"]}}"#)
-}
-
 /// Where the example config's placeholders point: paths are kept, so the sink
 /// tells the receivers apart.
 const ONCALL_PATH: &str = "/v1/webhook/gov-oncall";
 const CHAT_PATH: &str = "/services/REPLACE/ME";
 
 // ---------------------------------------------------------------------------
-// The fleet: a repo, bots serving what is committed, the agent's config
+// The fleet (tests/support/fleet_agent.rs) with this file's config shapes
 
-struct Fleet {
-    repo: FixtureRepo,
-    bots: BotServer,
-    dir: tempfile::TempDir,
-    addr: SocketAddr,
+/// The agent's config: `top` at the top level, one `[[bots]]` per slug.
+fn agent_config(fleet: &Fleet, slugs: &[&str], top: &str) -> PathBuf {
+    fleet.config(slugs, top, "")
 }
 
-impl Fleet {
-    fn new(slugs: &[&str]) -> Fleet {
-        let repo = FixtureRepo::new();
-        let bots = BotServer::start();
-        for slug in slugs {
-            repo.write(&format!("bots/{slug}.json"), SYNCED);
-            bots.set(&format!("/{slug}"), Reply::Json(SYNCED.into()));
-        }
-        repo.commit("initial configs");
-        Fleet {
-            repo,
-            bots,
-            dir: tempfile::tempdir().expect("temp dir"),
-            addr: free_addr(),
-        }
-    }
-
-    /// The agent's config: `top` at the top level, one `[[bots]]` per slug.
-    fn config(&self, slugs: &[&str], top: &str) -> PathBuf {
-        let bots: String = slugs
-            .iter()
-            .map(|s| {
-                format!(
-                    "[[bots]]\nslug = {s:?}\nruntime = {:?}\n\n",
-                    self.bots.url(&format!("/{s}"))
-                )
-            })
-            .collect();
-        let text = format!(
-            "{top}\n[repo]\nurl = {:?}\nbranch = \"main\"\nconfig_path = \"bots/{{slug}}.json\"\ncheckout_dir = \"state/repo\"\n\n[state]\npath = \"state/db\"\n[server]\nlisten = \"{}\"\n\n{bots}",
-            self.repo.path().display().to_string(),
-            self.addr
-        );
-        let path = self.dir.path().join("config.toml");
-        std::fs::write(&path, text).expect("config written");
-        path
-    }
-
-    /// The agent's config reading its bots from `registry.toml` (re-read before
-    /// every check), which starts with `slugs`.
-    fn config_with_registry(&self, slugs: &[&str], top: &str) -> PathBuf {
-        self.write_registry(slugs);
-        self.config(&[], &format!("{top}\nregistry_file = \"registry.toml\""))
-    }
-
-    fn write_registry(&self, slugs: &[&str]) {
-        let bots: String = slugs
-            .iter()
-            .map(|s| {
-                format!(
-                    "[[bots]]\nslug = {s:?}\nruntime = {:?}\n\n",
-                    self.bots.url(&format!("/{s}"))
-                )
-            })
-            .collect();
-        std::fs::write(self.dir.path().join("registry.toml"), bots).expect("registry written");
-    }
-
-    fn start(&self, config: &Path) -> AgentProcess {
-        AgentProcess::start(config, self.addr, &["--check-interval", "1s"], &[])
-    }
-
-    /// A live edit, as an on-call would make it in the bot's admin UI.
-    fn edit(&self, slug: &str, config: &str) {
-        admin_edit(self.bots.addr, &format!("/{slug}"), config);
-    }
+/// The agent's config reading its bots from `registry.toml` (re-read before
+/// every check), which starts with `slugs`.
+fn config_with_registry(fleet: &Fleet, slugs: &[&str], top: &str) -> PathBuf {
+    let bots: String = slugs
+        .iter()
+        .map(|s| Fleet::bot_entry(s, &fleet.bots.url(&format!("/{s}"))))
+        .collect();
+    std::fs::write(fleet.dir.path().join("registry.toml"), bots).expect("registry written");
+    agent_config(
+        fleet,
+        &[],
+        &format!("{top}\nregistry_file = \"registry.toml\""),
+    )
 }
 
 // ---------------------------------------------------------------------------
@@ -484,8 +423,8 @@ async fn live_edit_pages_through_alertmanager_a_commit_resolves_it_and_every_pan
 
     let slugs = ["alpha", "beta"];
     let fleet = Fleet::new(&slugs);
-    let config = fleet.config(&slugs, "mode = \"advisory\"");
-    let agent = tokio::task::block_in_place(|| fleet.start(&config));
+    let config = agent_config(&fleet, &slugs, "mode = \"advisory\"");
+    let agent = tokio::task::block_in_place(|| fleet.start(&config, "1s"));
 
     let prom = start_prometheus(agent.addr, Some(&am)).await;
     let instance = agent.addr.to_string();
@@ -757,8 +696,8 @@ async fn every_quick_rule_goes_pending_or_firing_against_the_real_agent() {
     }
     let slugs = ["a", "b", "c", "d"];
     let fleet = Fleet::new(&slugs);
-    let config = fleet.config(&slugs, "mode = \"enforced\"");
-    let mut agent = tokio::task::block_in_place(|| fleet.start(&config));
+    let config = agent_config(&fleet, &slugs, "mode = \"enforced\"");
+    let mut agent = tokio::task::block_in_place(|| fleet.start(&config, "1s"));
     let prom = start_prometheus(agent.addr, None).await;
     for slug in slugs {
         wait_value(&prom, &format!(r#"bots_in_drift{{bot_id="{slug}"}}"#), 0.0).await;
@@ -802,7 +741,7 @@ async fn every_quick_rule_goes_pending_or_firing_against_the_real_agent() {
 
     // The registry loses a bot (4 → 3, under 80 %) through an accepted reload.
     let instance = agent.addr.to_string();
-    let good = fleet.config(&["a", "b", "c"], "mode = \"enforced\"");
+    let good = agent_config(&fleet, &["a", "b", "c"], "mode = \"enforced\"");
     agent.signal(libc::SIGHUP);
     wait_alert(
         &prom,
@@ -874,8 +813,8 @@ async fn a_refused_config_keeps_alerting_while_the_registry_file_is_reread() {
     }
     let slugs = ["a", "b"];
     let fleet = Fleet::new(&slugs);
-    let config = fleet.config_with_registry(&slugs, "mode = \"advisory\"");
-    let agent = tokio::task::block_in_place(|| fleet.start(&config));
+    let config = config_with_registry(&fleet, &slugs, "mode = \"advisory\"");
+    let agent = tokio::task::block_in_place(|| fleet.start(&config, "1s"));
     let prom = start_prometheus(agent.addr, None).await;
     wait_value(&prom, r#"bots_in_drift{bot_id="b"}"#, 0.0).await;
     let instance = agent.addr.to_string();
