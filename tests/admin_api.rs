@@ -1013,3 +1013,26 @@ fn denied_requests_are_aggregated_per_source_and_minute_in_the_audit_log() {
         .collect();
     assert_eq!(minutes.len(), denied.len(), "one entry per minute");
 }
+
+/// A shutdown must not lose the minute still open.
+#[test]
+fn denied_requests_of_the_open_minute_are_audited_at_shutdown() {
+    let fleet = Fleet::new(&["alpha"]);
+    let config = admin_config(&fleet, &["alpha"], (1000, 1000));
+    let mut first = fleet.start(&config, "60s");
+    for _ in 0..3 {
+        assert_eq!(get(&first, "/api/v1/bots", Some("guess")).status, 401);
+    }
+    assert!(first.terminate(SOON).success());
+
+    let agent = fleet.start(&config, "60s");
+    let denied: Vec<Value> = audit_entries(&agent, "-1h")
+        .into_iter()
+        .filter(|e| e["action"] == "denied")
+        .collect();
+    let unauthorized: u64 = denied
+        .iter()
+        .map(|e| e["detail"]["unauthorized"].as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(unauthorized, 3, "{denied:?}");
+}

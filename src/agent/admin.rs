@@ -178,12 +178,13 @@ impl Agent {
             if ended.is_empty() {
                 continue;
             }
-            for a in &ended {
-                log_ack_ended(a);
-            }
+            // The gauge first: whoever reads the record must see the gauge agree.
             self.telemetry
                 .metrics()
                 .set_acknowledged(slug, ack::acknowledged(state));
+            for a in &ended {
+                log_ack_ended(a);
+            }
             updates.push((slug.clone(), state.clone()));
         }
         let mut pause = PauseChange::Keep;
@@ -350,10 +351,10 @@ impl Agent {
         self.write_admin(vec![(slug.clone(), state.clone())], PauseChange::Keep, d)
             .await?;
         self.states.insert(slug.clone(), state);
+        self.telemetry.metrics().set_acknowledged(&slug, false);
         for a in &ended {
             log_ack_ended(a);
         }
-        self.telemetry.metrics().set_acknowledged(&slug, false);
         DriftResolved {
             report: &report,
             episode_id: &resolution.episode_id,

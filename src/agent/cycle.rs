@@ -105,6 +105,7 @@ impl Agent {
         let no_observation = Observed::new();
         let mut updates: Vec<(String, BotState)> = Vec::with_capacity(reports.len());
         let mut needs_commit: Vec<Bot> = Vec::new();
+        let mut ended_acks = Vec::new();
         for (report, bot) in reports.iter_mut().zip(&bots) {
             let slug = bot.slug.to_string();
             let prior = self.states.remove(&slug).unwrap_or_default();
@@ -118,9 +119,7 @@ impl Agent {
                 now_ms,
                 crate::cli::now_ms(),
             );
-            for a in &ended {
-                super::admin::log_ack_ended(a);
-            }
+            ended_acks.extend(ended);
             crate::latch::ack::prune(&mut state, now_ms);
             for t in transitions {
                 match t {
@@ -192,6 +191,10 @@ impl Agent {
                 commit: commit.as_deref(),
             },
         );
+        // Logged once stored and emitted, so the record and the gauge agree.
+        for a in &ended_acks {
+            super::admin::log_ack_ended(a);
+        }
         let resolved: Vec<(String, Resolution)> = bots
             .iter()
             .filter_map(|b| Some((b.slug.as_str(), self.states.get(b.slug.as_str())?)))

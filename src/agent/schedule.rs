@@ -189,14 +189,14 @@ pub fn start(
     let mut server_stop = stop_rx.clone();
     let server = tokio::spawn(crate::server::serve(
         listener,
-        crate::server::router(server).merge(crate::api::router(api)),
+        crate::server::router(server).merge(crate::api::router(api.clone())),
         tls,
         async move {
             let _ = server_stop.wait_for(|stop| *stop).await;
         },
     ));
     let task = tokio::spawn(async move {
-        let agent = run(
+        let mut agent = run(
             agent,
             Inputs {
                 reloads: reload_rx,
@@ -205,13 +205,17 @@ pub fn start(
             },
         )
         .await;
-        // Closes the state database (flushed by every check already).
-        drop(agent);
         match tokio::time::timeout(Duration::from_secs(5), server).await {
             Ok(Ok(Err(e))) => tracing::warn!(error = %e, "The HTTP server stopped with an error."),
             Err(_) => tracing::warn!("The HTTP server did not stop within 5 s."),
             _ => {}
         }
+        // §12: denied attempts of the minute still open are audited too.
+        for minute in api.take_denied() {
+            agent.record_denied(minute).await;
+        }
+        // Closes the state database (flushed by every check already).
+        drop(agent);
     });
     Ok(Running {
         addr,

@@ -34,19 +34,29 @@ impl DeniedLog {
         // 0.0.0.0 is the least address (V4 sorts before V6): the split keeps
         // every source of the current minute open.
         let open = counts.split_off(&(current, IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)));
-        let ended = std::mem::replace(&mut *counts, open);
-        ended
-            .into_iter()
-            .map(
-                |((minute_start_ms, source), (unauthorized, forbidden))| DeniedMinute {
-                    source,
-                    minute_start_ms,
-                    unauthorized,
-                    forbidden,
-                },
-            )
-            .collect()
+        minutes(std::mem::replace(&mut *counts, open))
     }
+
+    /// Takes out everything, the current minute too: at shutdown, so that no
+    /// denied attempt goes unrecorded.
+    pub fn drain_all(&self) -> Vec<DeniedMinute> {
+        let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+        minutes(std::mem::take(&mut *counts))
+    }
+}
+
+fn minutes(counts: BTreeMap<(i64, IpAddr), (u64, u64)>) -> Vec<DeniedMinute> {
+    counts
+        .into_iter()
+        .map(
+            |((minute_start_ms, source), (unauthorized, forbidden))| DeniedMinute {
+                source,
+                minute_start_ms,
+                unauthorized,
+                forbidden,
+            },
+        )
+        .collect()
 }
 
 #[cfg(test)]
@@ -90,5 +100,18 @@ mod tests {
         );
         assert!(log.drain_ended(m + MINUTE_MS + 2).is_empty(), "taken once");
         assert_eq!(log.drain_ended(m + 2 * MINUTE_MS).len(), 1);
+    }
+
+    #[test]
+    fn at_shutdown_the_open_minute_is_taken_too() {
+        let log = DeniedLog::default();
+        let m = 1_700_000_040_000 - 1_700_000_040_000 % MINUTE_MS;
+        log.record(A, Denial::Forbidden, m + 5);
+        log.record(B, Denial::Unauthorized, m + MINUTE_MS + 5);
+        assert!(log.drain_ended(m + MINUTE_MS + 6).len() == 1);
+        let rest = log.drain_all();
+        assert_eq!(rest.len(), 1, "the minute still open");
+        assert_eq!((rest[0].source, rest[0].unauthorized), (B, 1));
+        assert!(log.drain_all().is_empty());
     }
 }

@@ -85,6 +85,12 @@ impl ApiState {
     pub(crate) fn limiter(&self) -> &rate_limit::RateLimiter {
         &self.0.limiter
     }
+
+    /// Every denied minute not yet handed over, the open one too (at shutdown,
+    /// once the server has stopped answering).
+    pub fn take_denied(&self) -> Vec<crate::agent::DeniedMinute> {
+        self.0.denied.drain_all()
+    }
 }
 
 /// The API's router, to merge into the server's: exactly [`ROUTES`], its own
