@@ -268,7 +268,7 @@ pub async fn audit(
     let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let since_ms = match q.since.as_deref() {
         None => i64::MIN,
-        Some(t) => parse_time(t, crate::cli::now_ms())
+        Some(t) => crate::time::parse_time(t, crate::cli::now_ms())
             .map_err(|e| ApiError::bad_request(format!("`since`: {e}")))?,
     };
     let store = Arc::clone(&s.0.store);
@@ -317,75 +317,4 @@ pub async fn method_not_allowed() -> ApiError {
         StatusCode::METHOD_NOT_ALLOWED,
         "this route does not take that method",
     )
-}
-
-/// `T` (§2): RFC 3339, a duration before now such as `-30d`, or `now`.
-pub fn parse_time(text: &str, now_ms: i64) -> Result<i64, String> {
-    let t = text.trim();
-    if t == "now" {
-        return Ok(now_ms);
-    }
-    if let Some(ago) = t.strip_prefix('-') {
-        let d = crate::time::parse_duration(ago)?;
-        return Ok(now_ms.saturating_sub(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)));
-    }
-    let bad = || {
-        format!(
-            "`{text}` is not a time (write RFC 3339, e.g. 2024-05-09T12:00:00Z, a duration before now such as -30d, or now)"
-        )
-    };
-    // humantime reads UTC (`Z`) only; a numeric offset is applied here.
-    let (base, offset_ms) = match t.len().checked_sub(6).map(|i| t.split_at(i)) {
-        Some((base, off))
-            if (off.starts_with('+') || off.starts_with('-')) && off.as_bytes()[3] == b':' =>
-        {
-            let hours: i64 = off[1..3].parse().map_err(|_| bad())?;
-            let minutes: i64 = off[4..6].parse().map_err(|_| bad())?;
-            let sign = if off.starts_with('-') { -1 } else { 1 };
-            (
-                base.to_owned() + "Z",
-                sign * (hours * 60 + minutes) * 60_000,
-            )
-        }
-        _ => (t.to_owned(), 0),
-    };
-    let at = humantime::parse_rfc3339(&base).map_err(|_| bad())?;
-    let ms = at
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_err(|_| bad())?
-        .as_millis();
-    Ok(i64::try_from(ms).map_err(|_| bad())? - offset_ms)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn times_are_rfc3339_a_duration_ago_or_now() {
-        let now = 1_715_260_900_000;
-        assert_eq!(parse_time("now", now), Ok(now));
-        assert_eq!(parse_time("-30d", now), Ok(now - 30 * 86_400_000));
-        assert_eq!(
-            parse_time("2024-05-09T13:21:40Z", now),
-            Ok(1_715_260_900_000)
-        );
-        assert_eq!(
-            parse_time("2024-05-09T15:21:40+02:00", now),
-            Ok(1_715_260_900_000)
-        );
-        assert_eq!(
-            parse_time("2024-05-09T12:21:40.5-01:00", now),
-            Ok(1_715_260_900_500)
-        );
-        for bad in [
-            "yesterday",
-            "-5",
-            "2024-13-01T00:00:00Z",
-            "",
-            "2024-05-09T15:21:40+0é:00",
-        ] {
-            assert!(parse_time(bad, now).is_err(), "{bad}");
-        }
-    }
 }
