@@ -33,11 +33,12 @@ pub fn parse_time(text: &str, now_ms: i64) -> Result<i64, String> {
     if text == "now" {
         return Ok(now_ms);
     }
-    if let Some(ago) = text.strip_prefix('-') {
-        if ago.starts_with(|c: char| c.is_ascii_digit()) {
-            let d = parse_duration(ago)?;
-            return Ok(now_ms.saturating_sub(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)));
-        }
+    if let Some(ago) = text
+        .strip_prefix('-')
+        .filter(|a| a.starts_with(|c: char| c.is_ascii_digit()))
+    {
+        let d = parse_duration(ago)?;
+        return Ok(now_ms.saturating_sub(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)));
     }
     let at = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
         .map_err(|_| {
