@@ -134,9 +134,28 @@ fn call(
         "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     ));
-    s.write_all(request.as_bytes()).expect("request sent");
-    let mut text = String::new();
-    s.read_to_string(&mut text).expect("answer read");
+    // A server may answer (401, 413) before reading a large body, and then reset
+    // the connection: what it answered before the reset is the answer.
+    let reset = |e: &std::io::Error| {
+        matches!(
+            e.kind(),
+            std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+        )
+    };
+    if let Err(e) = s.write_all(request.as_bytes()) {
+        assert!(reset(&e), "request not sent: {e}");
+    }
+    let mut bytes = Vec::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        match s.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => bytes.extend_from_slice(&chunk[..n]),
+            Err(e) if reset(&e) && !bytes.is_empty() => break,
+            Err(e) => panic!("answer not read: {e}"),
+        }
+    }
+    let text = String::from_utf8(bytes).expect("a UTF-8 answer");
     let (head, body) = text.split_once("\r\n\r\n").expect("a head and a body");
     let mut lines = head.lines();
     let status = lines
@@ -247,13 +266,32 @@ fn api_answers_401_without_a_known_token_403_below_the_role_and_json_errors() {
     assert_eq!(wrong.status, 405);
     assert!(!wrong.error().is_empty());
 
+    // Everything under /api/ is the API's: JSON 404 for another version.
+    for path in ["/api", "/api/v2/bots", "/api/"] {
+        let other = get(&agent, path, Some(VIEWER));
+        assert_eq!(other.status, 404, "{path}: {}", other.body);
+        assert!(!other.error().is_empty(), "{path}: {}", other.body);
+    }
+
+    // A body is read only after authentication, and only up to 64 KiB.
+    let big = format!(r#"{{"reason":"{}"}}"#, "x".repeat(80 * 1024));
+    let anonymous = post(&agent, "/api/v1/pause", None, &big);
+    assert_eq!(anonymous.status, 401, "{}", anonymous.body);
+    let too_large = post(&agent, "/api/v1/pause", Some(ADMIN), &big);
+    assert_eq!(too_large.status, 413, "{}", too_large.body);
+    assert!(
+        too_large.error().contains("64 KiB"),
+        "{}",
+        too_large.error()
+    );
+
     // Health and metrics stay open.
     assert_eq!(agent.get("/livez").map(|a| a.0), Some(200));
     assert_eq!(agent.get("/metrics").map(|a| a.0), Some(200));
-    assert!(
-        agent.log_text().find("tok-").is_none(),
-        "tokens never appear in logs"
-    );
+    let log = agent.log_text();
+    for token in ["tok-", "not-a-token"] {
+        assert!(!log.contains(token), "tokens never appear in logs: {token}");
+    }
 }
 
 #[test]
@@ -445,6 +483,54 @@ fn ack_needs_a_second_person_lives_until_the_next_scheduled_check_and_survives_a
     );
     assert_eq!(after.status, 409);
     assert!(after.error().contains("lapsed"), "{}", after.error());
+}
+
+/// §9: an active ack survives a restart, and the check run at startup does not
+/// end it (a 300 s interval: no scheduled check comes before the test ends).
+#[test]
+fn an_active_ack_survives_a_restart_and_its_startup_check() {
+    let fleet = Fleet::new(&["alpha"]);
+    let config = admin_config(&fleet, &["alpha"], (100, 100));
+    fleet.edit("alpha", &with_limit(12));
+    let mut first = fleet.start(&config, "300s");
+    first.wait_series(r#"bots_in_drift{bot_id="alpha"}"#, 1.0, SOON);
+    let requested = post(
+        &first,
+        "/api/v1/bots/alpha/acks",
+        Some(OLGA),
+        r#"{"reason":"hotfix in flight"}"#,
+    );
+    assert_eq!(requested.status, 201, "{}", requested.body);
+    let id = requested.json()["id"].as_str().expect("an id").to_owned();
+    let approved = post(
+        &first,
+        &format!("/api/v1/acks/{id}/approve"),
+        Some(OSCAR),
+        "",
+    );
+    assert_eq!(approved.status, 200, "{}", approved.body);
+    assert_eq!(gauge(&first, "alpha"), Some(1.0));
+    assert!(first.terminate(SOON).success());
+
+    let agent = fleet.start(&config, "300s");
+    agent.wait_series(r#"bots_in_drift{bot_id="alpha"}"#, 1.0, SOON);
+    assert_eq!(agent.checks(), 1, "the startup check has run");
+    assert_eq!(gauge(&agent, "alpha"), Some(1.0), "still acknowledged");
+    assert!(
+        !agent
+            .records()
+            .iter()
+            .any(|r| field(r, "message") == Some("Ack lapsed.")),
+        "{}",
+        agent.log_text()
+    );
+    let again = post(
+        &agent,
+        &format!("/api/v1/acks/{id}/approve"),
+        Some(ADMIN),
+        "",
+    );
+    assert_eq!(again.status, 409, "already approved: {}", again.body);
 }
 
 #[test]
@@ -1124,5 +1210,88 @@ fn the_api_answers_as_its_openapi_description_says_to_a_property_based_client() 
         "intact",
         "{}",
         verify.body
+    );
+}
+
+/// `audit_retention_days` (§10): entries past it go, an anchor stays, and the
+/// chain still verifies from the anchor, through the API and offline.
+#[test]
+fn audit_entries_past_retention_are_pruned_and_the_chain_verifies_from_its_anchor() {
+    use config_drift_detector::latch::store::PauseChange;
+    use config_drift_detector::latch::{AuditAction, AuditDraft, StateStore};
+    let fleet = Fleet::new(&["alpha"]);
+    let config = admin_config(&fleet, &["alpha"], (100, 100));
+    let text = std::fs::read_to_string(&config).expect("config");
+    std::fs::write(
+        &config,
+        text.replace("[state]\n", "[state]\naudit_retention_days = 1\n"),
+    )
+    .expect("config written");
+    // Two entries from three days ago and one from an hour ago, written as the
+    // agent writes them.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_millis() as i64;
+    {
+        let store = StateStore::open(&fleet.state_db(), 1 << 20).expect("state db");
+        for ago_h in [72, 71, 1] {
+            let draft = AuditDraft {
+                at_ms: now - ago_h * 3_600_000,
+                action: AuditAction::Pause,
+                actor: "ada".into(),
+                role: Some("admin".into()),
+                source: "127.0.0.1".into(),
+                bot_slug: None,
+                ack_id: None,
+                reason: Some(format!("{ago_h} h ago")),
+                detail: None,
+            };
+            store
+                .write_admin(&[], &PauseChange::Keep, Some(draft))
+                .expect("entry written");
+        }
+    }
+    let mut agent = fleet.start(&config, "60s");
+    let record = poll(SOON, "the prune record", || {
+        agent.records().into_iter().find(|r| {
+            field(r, "message").is_some_and(|m| m.starts_with("Audit entries past retention"))
+        })
+    });
+    assert_eq!(record["fields"]["anchor_seq"], 2, "{record}");
+    let kept = audit_entries(&agent, "-30d");
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert_eq!(
+        (kept[0]["seq"].as_u64(), kept[0]["reason"].as_str()),
+        (Some(3), Some("1 h ago"))
+    );
+    assert_eq!(
+        kept[0]["prev"].as_str(),
+        record["fields"]["anchor_hash"].as_str(),
+        "the first kept entry links to the anchor"
+    );
+    // The chain goes on after the anchor.
+    assert_eq!(post(&agent, "/api/v1/check", Some(OLGA), "").status, 200);
+    let verify = get(&agent, "/api/v1/audit/verify", Some(VIEWER)).json();
+    assert_eq!(verify["audit"]["verdict"], "intact", "{verify}");
+    assert_eq!(verify["audit"]["entries"], 2);
+    assert_eq!(verify["audit"]["pruned_through"], 2);
+
+    assert!(agent.terminate(SOON).success());
+    let offline = cli(
+        &[
+            "audit",
+            "verify",
+            "--config",
+            config.to_str().expect("utf-8"),
+        ],
+        None,
+        fleet.dir.path(),
+    );
+    assert_eq!(offline.status.code(), Some(0), "{}", stderr(&offline));
+    let said = String::from_utf8_lossy(&offline.stdout);
+    assert!(
+        said.contains("2 entries after the retention anchor at entry 2"),
+        "{said}"
     );
 }

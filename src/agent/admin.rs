@@ -103,6 +103,10 @@ pub type ReportSnapshot = Arc<std::collections::BTreeMap<String, String>>;
 /// The `tracing` target of audit records (through the OTel bridge as log records).
 pub const AUDIT_TARGET: &str = "config_drift::audit";
 
+/// How often audit retention runs. Retention is counted in days, so an hour is
+/// fine-grained enough, and it keeps the walk over the chain off every check.
+const AUDIT_PRUNE_EVERY_MS: i64 = 3_600_000;
+
 impl Agent {
     /// Admin requests wait until the first check after start has settled: acks
     /// and clears need the bot's current report (mode `off` has none to wait for).
@@ -161,17 +165,60 @@ impl Agent {
         }
     }
 
-    /// When the loop must wake next for an ack or a pause falling due (ms).
+    /// `audit_retention_days` (§10): removes the entries past it, keeping an
+    /// anchor, and logs the anchor so that a copy of it lives outside the
+    /// database. Runs from the timer, at start and then hourly, in every mode.
+    async fn prune_audit(&mut self, now_ms: i64) {
+        let days = self.config().state.audit_retention_days;
+        // Also after a failure: the next try is an hour away, not a spin.
+        self.next_audit_prune_ms = now_ms.saturating_add(AUDIT_PRUNE_EVERY_MS);
+        let cutoff_ms = now_ms.saturating_sub(i64::from(days) * 86_400_000);
+        let store = Arc::clone(&self.store);
+        let pruned =
+            tokio::task::spawn_blocking(move || store.prune_audit(cutoff_ms, now_ms)).await;
+        match pruned {
+            Ok(Ok(Some(anchor))) => tracing::info!(
+                target: AUDIT_TARGET,
+                anchor_seq = anchor.seq,
+                anchor_hash = %anchor.hash,
+                anchor_at_ms = anchor.at_ms,
+                retention_days = days,
+                "Audit entries past retention were removed; the chain now verifies from this anchor."
+            ),
+            Ok(Ok(None)) => {}
+            Ok(Err(e)) => {
+                self.telemetry.metrics().inc_state_write_errors();
+                tracing::error!(error = %e, "Audit entries past retention could not be removed; they are kept.");
+            }
+            Err(_) => {
+                tracing::error!("Pruning the audit log did not finish; the entries are kept.")
+            }
+        }
+    }
+
+    /// When the loop must wake next for an ack or a pause falling due, or for
+    /// audit retention (ms).
     pub fn next_timer_ms(&self) -> Option<i64> {
         let acks = self.states.values().filter_map(ack::next_due);
         let pause = self.pause.as_ref().and_then(|p| p.until_ms);
-        acks.chain(pause).min()
+        let prune = self
+            .audit_retention_on()
+            .then_some(self.next_audit_prune_ms);
+        acks.chain(pause).chain(prune).min()
     }
 
-    /// Ends whatever fell due: acks past their time, a pause past its `--for`.
-    /// Memory changes first, so a failed write cannot make the loop spin; the
-    /// next check writes the states again.
+    fn audit_retention_on(&self) -> bool {
+        self.config().state.audit_retention_days > 0
+    }
+
+    /// Ends whatever fell due: acks past their time, a pause past its `--for`;
+    /// and prunes the audit log when that is due. Memory changes first, so a
+    /// failed write cannot make the loop spin; the next check writes the states
+    /// again.
     pub async fn on_timer(&mut self, now: i64) {
+        if self.audit_retention_on() && now >= self.next_audit_prune_ms {
+            self.prune_audit(now).await;
+        }
         let mut updates = Vec::new();
         for (slug, state) in self.states.iter_mut() {
             let ended = ack::expire(state, now);

@@ -77,6 +77,8 @@ pub struct Agent {
     pause: Option<Pause>,
     /// A check has settled since start.
     checked: bool,
+    /// When audit retention next runs (ms; 0: at start).
+    next_audit_prune_ms: i64,
 }
 
 impl Agent {
@@ -117,6 +119,7 @@ impl Agent {
             tokens,
             pause: None,
             checked: false,
+            next_audit_prune_ms: 0,
         };
         agent.restore_pause()?;
         Ok(agent)

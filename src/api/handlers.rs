@@ -5,7 +5,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Extension, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -23,6 +23,10 @@ use crate::config::Role;
 
 /// The longest `reason` accepted (it goes into logs and the audit chain).
 const MAX_REASON_CHARS: usize = 1000;
+
+/// The largest request body read. Bodies are read only after authentication,
+/// so an anonymous caller is always 401 and counted, never 413.
+const MAX_BODY_BYTES: usize = 64 * 1024;
 
 type Answer = Result<Response, ApiError>;
 
@@ -143,12 +147,24 @@ struct PauseBody {
     duration: Option<String>,
 }
 
-/// Parses an optional JSON body (an empty body is `{}`).
-fn body<T: serde::de::DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
+/// Reads and parses an optional JSON body (an empty body is `{}`), at most
+/// [`MAX_BODY_BYTES`].
+async fn body<T: serde::de::DeserializeOwned>(request: Body) -> Result<T, ApiError> {
+    let bytes: Bytes = axum::body::to_bytes(request, MAX_BODY_BYTES)
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "the request body is larger than {} KiB or could not be read",
+                    MAX_BODY_BYTES / 1024
+                ),
+            )
+        })?;
     let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
         b"{}"
     } else {
-        bytes
+        &bytes
     };
     serde_json::from_slice(text)
         .map_err(|e| ApiError::bad_request(format!("the request body is not valid: {e}")))
@@ -178,11 +194,11 @@ pub async fn request_ack(
     Extension(Source(ip)): Extension<Source>,
     headers: HeaderMap,
     slug: Result<Path<String>, PathRejection>,
-    bytes: Bytes,
+    request: Body,
 ) -> Answer {
     let actor = s.caller(&headers, ip, Role::Oncall)?;
     let slug = path(slug)?;
-    let reason = reason(body::<ReasonBody>(&bytes)?.reason)?;
+    let reason = reason(body::<ReasonBody>(request).await?.reason)?;
     let ack = s
         .admin(actor, AdminRequest::RequestAck { slug, reason })
         .await?;
@@ -206,11 +222,11 @@ pub async fn clear(
     Extension(Source(ip)): Extension<Source>,
     headers: HeaderMap,
     slug: Result<Path<String>, PathRejection>,
-    bytes: Bytes,
+    request: Body,
 ) -> Answer {
     let actor = s.caller(&headers, ip, Role::Admin)?;
     let slug = path(slug)?;
-    let reason = reason(body::<ReasonBody>(&bytes)?.reason)?;
+    let reason = reason(body::<ReasonBody>(request).await?.reason)?;
     let answer = s.admin(actor, AdminRequest::Clear { slug, reason }).await?;
     Ok(json(StatusCode::OK, &answer))
 }
@@ -219,10 +235,10 @@ pub async fn pause(
     State(s): State<ApiState>,
     Extension(Source(ip)): Extension<Source>,
     headers: HeaderMap,
-    bytes: Bytes,
+    request: Body,
 ) -> Answer {
     let actor = s.caller(&headers, ip, Role::Admin)?;
-    let b: PauseBody = body(&bytes)?;
+    let b: PauseBody = body(request).await?;
     let reason = reason(b.reason)?;
     let duration = match b.duration.as_deref() {
         None => None,
@@ -297,11 +313,10 @@ pub async fn audit_verify(
 ) -> Answer {
     s.caller(&headers, ip, Role::Viewer)?;
     let store = Arc::clone(&s.0.store);
-    let verdict =
-        tokio::task::spawn_blocking(move || store.audit_raw().map(crate::latch::audit::verify))
-            .await
-            .map_err(|_| ApiError::internal("reading the audit log did not finish"))?
-            .map_err(|e| ApiError::internal(e.to_string()))?;
+    let verdict = tokio::task::spawn_blocking(move || store.verify_audit())
+        .await
+        .map_err(|_| ApiError::internal("reading the audit log did not finish"))?
+        .map_err(|e| ApiError::internal(e.to_string()))?;
     Ok(json(
         StatusCode::OK,
         &serde_json::json!({ "audit": verdict }),

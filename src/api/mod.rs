@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::routing::{MethodRouter, get, post};
+use axum::routing::{MethodRouter, any, get, post};
 use tokio::sync::{mpsc, watch};
 
 use crate::agent::ReportSnapshot;
@@ -30,7 +30,7 @@ use crate::server::AgentStatus;
 pub use auth::Tokens;
 
 /// The routes, as (method, path under `/api/v1`), in the order of §12's table.
-/// The OpenAPI description (`api/openapi.yaml`) lists exactly these.
+/// The OpenAPI description (`api/openapi.json`) lists exactly these.
 pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/bots"),
     ("get", "/bots/{slug}"),
@@ -94,7 +94,8 @@ impl ApiState {
 }
 
 /// The API's router, to merge into the server's: exactly [`ROUTES`], its own
-/// fallbacks (JSON 404 and 405), and the rate limit on all of it.
+/// fallbacks (JSON 404 and 405, for all of `/api/`), and the rate limit on all
+/// of it.
 pub fn router(state: ApiState) -> Router {
     let mut api = Router::new();
     for (method, path) in ROUTES {
@@ -105,8 +106,13 @@ pub fn router(state: ApiState) -> Router {
     let api = api
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed);
+    // Everything under /api/ is the API's: rate-limited, and a JSON 404 for a
+    // version or path it does not serve.
     Router::new()
         .nest(PREFIX, api)
+        .route("/api", any(handlers::not_found))
+        .route("/api/", any(handlers::not_found))
+        .route("/api/{*rest}", any(handlers::not_found))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             rate_limit::limit,

@@ -15,7 +15,7 @@ use reqwest::Method;
 
 use super::admin::ApiClient;
 use super::{exit, load_config};
-use crate::latch::audit::{self, Verdict};
+use crate::latch::audit::Verdict;
 use crate::latch::{StateError, StateStore};
 
 /// A small page cache: verification reads each entry once.
@@ -48,8 +48,17 @@ fn verify(config_path: &Path, server: Option<&str>) -> anyhow::Result<u8> {
         None => local(&config.state.path)?,
     };
     match verdict {
-        Verdict::Intact { entries, head } => {
-            println!("audit chain intact: {entries} entries, head {head}");
+        Verdict::Intact {
+            entries,
+            head,
+            pruned_through,
+        } => {
+            match pruned_through {
+                None => println!("audit chain intact: {entries} entries, head {head}"),
+                Some(seq) => println!(
+                    "audit chain intact: {entries} entries after the retention anchor at entry {seq}, head {head}"
+                ),
+            }
             Ok(exit::OK)
         }
         Verdict::Broken {
@@ -77,7 +86,7 @@ fn local(path: &Path) -> anyhow::Result<Verdict> {
         ),
         Err(e) => return Err(e.into()),
     };
-    Ok(audit::verify(store.audit_raw()?))
+    Ok(store.verify_audit()?)
 }
 
 fn remote(url: &str) -> anyhow::Result<Verdict> {
@@ -97,6 +106,7 @@ fn verdict_from(v: &serde_json::Value) -> Option<Verdict> {
         "intact" => Some(Verdict::Intact {
             entries: v["entries"].as_u64()?,
             head: v["head"].as_str()?.to_owned(),
+            pruned_through: v["pruned_through"].as_u64(),
         }),
         "broken" => Some(Verdict::Broken {
             entry: v["entry"].as_u64()?,
@@ -117,6 +127,12 @@ mod tests {
             Verdict::Intact {
                 entries: 3,
                 head: "ab".into(),
+                pruned_through: None,
+            },
+            Verdict::Intact {
+                entries: 2,
+                head: "cd".into(),
+                pruned_through: Some(40),
             },
             Verdict::Broken {
                 entry: 2,

@@ -562,7 +562,7 @@ fn otlp_line(telemetry: &Telemetry) -> String {
             Some(e) => format!(
                 "{} → {} ({})",
                 s.as_str(),
-                e.endpoint,
+                crate::config::redact_url_credentials(&e.endpoint),
                 match e.protocol {
                     Protocol::Grpc => "grpc",
                     Protocol::HttpProtobuf => "http/protobuf",

@@ -50,7 +50,7 @@ use sled::Transactional as _;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
 use crate::canon::secret::SecretKey;
-use crate::latch::audit::{self, AuditDraft, AuditEntry, Head, RawEntry};
+use crate::latch::audit::{self, Anchor, AuditDraft, AuditEntry, Head, RawEntry, Verdict};
 use crate::latch::episode::BotState;
 use crate::latch::pause::Pause;
 
@@ -63,6 +63,8 @@ const BOTS_TREE: &str = "bots";
 const META_TREE: &str = "meta";
 const AUDIT_TREE: &str = "audit";
 const PAUSE_KEY: &str = "pause";
+/// Where the audit chain starts once retention has removed its beginning.
+const AUDIT_ANCHOR_KEY: &str = "audit_anchor";
 const SCHEMA_KEY: &str = "schema_version";
 const SECRET_KEY: &str = "secret_key";
 const GENERATION_KEY: &str = "generation";
@@ -357,6 +359,67 @@ impl StateStore {
             .collect()
     }
 
+    /// The anchor left by retention, if it has removed anything.
+    pub fn audit_anchor(&self) -> Result<Option<Anchor>, StateError> {
+        match self
+            .meta
+            .get(AUDIT_ANCHOR_KEY)
+            .map_err(|e| self.read_error(e))?
+        {
+            Some(value) => self
+                .unseal(&value, Record::Meta(AUDIT_ANCHOR_KEY))
+                .map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Walks the stored audit chain from its anchor (`audit verify`).
+    pub fn verify_audit(&self) -> Result<Verdict, StateError> {
+        let anchor = self.audit_anchor()?;
+        Ok(audit::verify(anchor.as_ref(), self.audit_raw()?))
+    }
+
+    /// Removes the audit entries written before `cutoff_ms` (those that verify,
+    /// §10 `audit_retention_days`) and stores the anchor the rest verifies from,
+    /// in one flushed transaction. The new anchor, or `None` when nothing went.
+    pub fn prune_audit(&self, cutoff_ms: i64, now_ms: i64) -> Result<Option<Anchor>, StateError> {
+        // Both held (in `write_admin`'s order) so that no entry is appended
+        // while the prefix is chosen.
+        let mut generation = self.lock_generation();
+        let _head = self.lock_audit_head();
+        let current = self.audit_anchor()?;
+        let Some(anchor) =
+            audit::prune_point(current.as_ref(), self.audit_raw()?, cutoff_ms, now_ms)
+        else {
+            return Ok(None);
+        };
+        let sealed = seal(&anchor).map_err(|source| StateError::Encode {
+            path: self.path.clone(),
+            record: Record::Meta(AUDIT_ANCHOR_KEY),
+            source,
+        })?;
+        let from = current.as_ref().map_or(1, |a| a.seq + 1);
+        let result: Result<(), TransactionError<()>> =
+            (&self.meta, &self.audit).transaction(|(meta, audit_tree)| {
+                for seq in from..=anchor.seq {
+                    audit_tree.remove(&audit::key(seq))?;
+                }
+                meta.insert(AUDIT_ANCHOR_KEY, sealed.as_slice())?;
+                Ok::<(), ConflictableTransactionError<()>>(())
+            });
+        match result {
+            Ok(()) => {}
+            Err(TransactionError::Storage(e)) => return Err(self.write_error(e)),
+            Err(TransactionError::Abort(())) => {
+                return Err(
+                    self.write_error(sled::Error::ReportableBug("an audit prune aborted".into()))
+                );
+            }
+        }
+        self.commit(&mut generation)?;
+        Ok(Some(anchor))
+    }
+
     /// The audit entries at or after `since_ms`, each as its stored JSON (whose
     /// SHA-256 is the next entry's `prev`). Damaged entries are left out here;
     /// `audit verify` names them.
@@ -386,6 +449,9 @@ impl StateStore {
     /// so damage stays detectable rather than being papered over.
     fn load_audit_head(&self) -> Result<(), StateError> {
         let Some((key, value)) = self.audit.last().map_err(|e| self.read_error(e))? else {
+            // Everything pruned: the chain goes on from the anchor.
+            let anchor = self.audit_anchor()?;
+            *self.lock_audit_head() = audit::start(anchor.as_ref());
             return Ok(());
         };
         let seq = <[u8; 8]>::try_from(key.as_ref())
@@ -805,10 +871,70 @@ mod tests {
         assert_eq!(second.prev, head.hash, "the chain goes on after a reopen");
         assert_eq!(store.pause().unwrap(), None);
         assert!(matches!(
-            audit::verify(store.audit_raw().unwrap()),
+            store.verify_audit().unwrap(),
             Verdict::Intact { entries: 2, .. }
         ));
         assert_eq!(store.audit_lines(0).unwrap().len(), 2);
         assert_eq!(store.audit_lines(1001).unwrap().len(), 0);
+    }
+
+    #[test]
+    fn pruned_audit_entries_leave_an_anchor_the_chain_goes_on_from_across_reopens() {
+        use crate::latch::{AuditAction, Verdict};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let at = |t: i64| AuditDraft {
+            at_ms: t,
+            ..draft(AuditAction::Check)
+        };
+        {
+            let store = StateStore::open(&path, 1 << 20).unwrap();
+            for t in [100, 200, 300] {
+                store
+                    .write_admin(&[], &PauseChange::Keep, Some(at(t)))
+                    .unwrap();
+            }
+            assert_eq!(
+                store.prune_audit(50, 400).unwrap(),
+                None,
+                "nothing that old"
+            );
+            let anchor = store.prune_audit(250, 400).unwrap().expect("two go");
+            assert_eq!((anchor.seq, anchor.at_ms), (2, 200));
+            assert_eq!(store.audit_lines(0).unwrap().len(), 1);
+        }
+        let store = StateStore::open(&path, 1 << 20).unwrap();
+        assert_eq!(store.audit_anchor().unwrap().map(|a| a.seq), Some(2));
+        let Verdict::Intact {
+            entries,
+            pruned_through,
+            ..
+        } = store.verify_audit().unwrap()
+        else {
+            panic!("intact expected");
+        };
+        assert_eq!((entries, pruned_through), (1, Some(2)));
+        // Everything goes: the head is the anchor, and the chain goes on from it.
+        let all = store
+            .prune_audit(1_000, 1_000)
+            .unwrap()
+            .expect("the last goes");
+        assert_eq!(all.seq, 3);
+        drop(store);
+        let store = StateStore::open(&path, 1 << 20).unwrap();
+        assert_eq!(store.audit_head().seq, 3);
+        let next = store
+            .write_admin(&[], &PauseChange::Keep, Some(at(2_000)))
+            .unwrap()
+            .unwrap();
+        assert_eq!((next.seq, next.prev.as_str()), (4, all.hash.as_str()));
+        assert!(matches!(
+            store.verify_audit().unwrap(),
+            Verdict::Intact {
+                entries: 1,
+                pruned_through: Some(3),
+                ..
+            }
+        ));
     }
 }

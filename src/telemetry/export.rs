@@ -40,12 +40,14 @@ pub enum ExportConfigError {
     NotMillis { var: String, value: String },
     #[error("{var} = `{value}` is not a positive whole number")]
     NotCount { var: String, value: String },
+    /// `value` has any user and password of the URL replaced (§12: no secret in logs).
     #[error("{var} = `{value}` is not an http:// or https:// URL")]
     BadEndpoint { var: String, value: String },
     #[error("{var} = `{value}` is not a supported protocol (use grpc or http/protobuf)")]
     BadProtocol { var: String, value: String },
-    #[error("{var} has an entry `{entry}` that is not key=value")]
-    BadKeyValue { var: String, entry: String },
+    /// Names the entry by position: its text may be a token.
+    #[error("{var}: entry {position} is not key=value with a percent-encoded value")]
+    BadKeyValue { var: String, position: usize },
 }
 
 /// One of the three OTel signals; also the `signal` label of `drift_telemetry_dropped_total`.
@@ -274,7 +276,7 @@ fn checked_url(var: &str, value: &str) -> Result<String, ExportConfigError> {
         }
         _ => Err(ExportConfigError::BadEndpoint {
             var: var.to_string(),
-            value: value.to_string(),
+            value: crate::config::redact_url_credentials(value),
         }),
     }
 }
@@ -339,13 +341,13 @@ fn batch_settings(
 /// a value: headers carry tokens.
 fn parse_key_values(var: &str, text: &str) -> Result<Vec<(String, String)>, ExportConfigError> {
     let mut out = Vec::new();
-    for entry in text.split(',') {
+    for (i, entry) in text.split(',').enumerate() {
         if entry.trim().is_empty() {
             continue;
         }
         let bad = || ExportConfigError::BadKeyValue {
             var: var.to_string(),
-            entry: entry.split('=').next().unwrap_or("").trim().to_string(),
+            position: i + 1,
         };
         let (k, v) = entry.split_once('=').ok_or_else(bad)?;
         let k = k.trim();
@@ -671,6 +673,32 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         ExportConfig::from_lookup(&move |k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn config_errors_never_repeat_credentials_or_header_values() {
+        let e = cfg(&[(
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "ftp://user:s3cret@collector:4317",
+        )])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("OTEL_EXPORTER_OTLP_ENDPOINT") && e.contains("collector:4317"),
+            "{e}"
+        );
+        assert!(!e.contains("s3cret") && !e.contains("user"), "{e}");
+        let e = cfg(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4317"),
+            (
+                "OTEL_EXPORTER_OTLP_HEADERS",
+                "x-tenant=a,Authorization Bearer s3cret",
+            ),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("OTEL_EXPORTER_OTLP_HEADERS: entry 2"), "{e}");
+        assert!(!e.contains("s3cret") && !e.contains("Bearer"), "{e}");
     }
 
     #[test]
