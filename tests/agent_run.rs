@@ -321,6 +321,109 @@ fn sighup_with_a_broken_config_keeps_the_running_one_and_a_good_one_applies() {
     assert!(health.contains(r#""mode":"advisory""#), "{health}");
 }
 
+/// §9: after a reload the agent checks at once and re-emits every bot's status.
+/// With a 300 s interval, only the reload can run the second check in time.
+#[test]
+fn an_accepted_reload_checks_at_once_and_re_emits_every_status() {
+    let fleet = Fleet::new(&["alpha", "beta"]);
+    let config = fleet.config(&["alpha", "beta"], "", "");
+    fleet.edit("alpha", &with_limit(12));
+    let agent = fleet.start(&config, "300s");
+    let first = agent.wait_gov("GOV_CONFIG_DRIFT_DETECTED", Some("alpha"), SOON, |_| true);
+    agent.wait_series(r#"bots_in_drift{bot_id="beta"}"#, 0.0, SOON);
+    assert_eq!(agent.checks(), 1);
+    // The override is said once, as a warning naming both values.
+    let warned: Vec<_> = agent
+        .records()
+        .into_iter()
+        .filter(|r| {
+            r["level"] == "WARN"
+                && field(r, "message").is_some_and(|m| m.starts_with("--check-interval 5m "))
+        })
+        .collect();
+    assert_eq!(warned.len(), 1, "{}", agent.log_text());
+    assert!(
+        field(&warned[0], "message").is_some_and(|m| m.contains("check_interval_minutes = 15")),
+        "{}",
+        warned[0]
+    );
+
+    let text = std::fs::read_to_string(&config).expect("config");
+    std::fs::write(&config, format!("mode = \"advisory\"\n{text}")).expect("write");
+    agent.signal(libc::SIGHUP);
+    agent.wait_checks(1, SOON);
+    let again = agent.gov("GOV_CONFIG_DRIFT_DETECTED", Some("alpha"));
+    assert_eq!(again.len(), 2, "the drift is emitted again: {again:?}");
+    assert_eq!(
+        field(&again[1], "episode_id"),
+        field(&first, "episode_id"),
+        "the same episode"
+    );
+    assert_eq!(
+        agent.checks(),
+        2,
+        "one check for the reload, none scheduled"
+    );
+    assert_eq!(
+        agent.series(
+            r#"drift_detector_info{branch="main",mode="advisory",shard="1/1",version="0.1.0"}"#
+        ),
+        Some(1.0)
+    );
+}
+
+/// §8 in the agent: bots whose fetch cannot start within the latency budget are
+/// UNKNOWN, the check counts in `drift_check_budget_exceeded_total` and is not a
+/// success; once the bots answer, checks succeed again.
+#[test]
+fn a_check_out_of_budget_makes_the_rest_unknown_and_is_not_a_success() {
+    let slugs = ["a", "b", "c"];
+    let fleet = Fleet::new(&slugs);
+    // One fetch at a time, each allowed the whole budget: the first stalled
+    // bot uses it up, the others cannot start.
+    let config = fleet.config(
+        &slugs,
+        "[runtime]\ntimeout_ms = 1000\nmax_in_flight = 1\nlatency_budget_ms = 1000\n",
+        "",
+    );
+    for slug in slugs {
+        fleet.bots.set(
+            &format!("/{slug}"),
+            support::bots::Reply::Stall(
+                Duration::from_secs(3),
+                support::fleet_agent::SYNCED.to_owned(),
+            ),
+        );
+    }
+    let agent = fleet.start(&config, "2s");
+    agent.wait_series("drift_check_budget_exceeded_total", 1.0, SOON);
+    for slug in slugs {
+        agent.wait_series(&format!(r#"bots_in_unknown{{bot_id="{slug}"}}"#), 1.0, SOON);
+        let unknown = agent.wait_gov("GOV_CONFIG_DRIFT_UNKNOWN", Some(slug), SOON, |_| true);
+        assert_eq!(field(&unknown, "unknown_reason"), Some("runtime_timeout"));
+    }
+    let completed = agent
+        .records()
+        .into_iter()
+        .find(|r| field(r, "message") == Some("Check completed."))
+        .expect("a check completed");
+    assert_eq!(completed["fields"]["successful"], false, "{completed}");
+    assert_eq!(
+        agent.series("drift_last_success_timestamp_seconds"),
+        Some(0.0)
+    );
+
+    for slug in slugs {
+        fleet.edit(slug, support::fleet_agent::SYNCED);
+    }
+    support::poll(SOON, "a successful check", || {
+        (agent.series("drift_last_success_timestamp_seconds") > Some(0.0)).then_some(())
+    });
+    for slug in slugs {
+        agent.wait_series(&format!(r#"bots_in_unknown{{bot_id="{slug}"}}"#), 0.0, SOON);
+    }
+}
+
 #[test]
 fn registry_file_is_reread_before_each_check_and_an_empty_one_is_refused() {
     let fleet = Fleet::new(&["alpha", "beta"]);
@@ -394,7 +497,22 @@ fn mode_off_runs_no_checks_has_no_bot_series_and_is_healthy() {
         ),
         Some(1.0)
     );
-    assert_eq!(agent.checks(), 0);
+    // Time for several checks passes: a shadow agent beside it, on the same
+    // interval, completes three meanwhile.
+    let witness_fleet = Fleet::new(&["alpha"]);
+    let witness_config = witness_fleet.config(&["alpha"], "", "");
+    let witness = witness_fleet.start(&witness_config, "1s");
+    witness.wait_checks(3, SOON);
+    assert_eq!(agent.checks(), 0, "no check ran in mode off");
+    assert_eq!(
+        fleet
+            .bots
+            .requests
+            .load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "no bot was fetched"
+    );
+    assert!(!agent.metrics().contains("bot_id="));
     assert!(agent.terminate(SOON).success());
     assert_eq!(agent.checks(), 0, "no check ran in mode off");
 }

@@ -540,6 +540,26 @@ async fn live_edit_pages_through_alertmanager_a_commit_resolves_it_and_every_pan
         "dashboard panels without data from a Prometheus fed by the agent:\n{}",
         failing.join("\n")
     );
+    // A count that falls back to `or vector(0)` has data whatever its selector
+    // matches: its selector must match the agent's series by itself. Opened up
+    // (`== 1` → `>= 0`) and without the fallback, each must still have data.
+    let mut fallbacks = 0;
+    for q in &panels {
+        let Some(core) = q.expr.strip_suffix(" or vector(0)") else {
+            continue;
+        };
+        fallbacks += 1;
+        let opened = core.replace(" == 1", " >= 0");
+        let data = api(&prom, "/api/v1/query", &[("query", &opened)]).await;
+        assert!(
+            has_data(&data),
+            "{:?} {}: without its fallback, {opened} matches no series of the agent: {}",
+            q.title,
+            q.ref_id,
+            data["result"]
+        );
+    }
+    assert!(fallbacks >= 4, "only {fallbacks} queries with a fallback");
     // What the panels show is what happened: one bot drifting now (beta), one
     // episode resolved (alpha's), counted once.
     let max_of = |title: &str, ref_id: &str| {
@@ -687,8 +707,9 @@ async fn wait_alert(
 /// in production, until it is pending or firing against the real agent's series
 /// as Prometheus labels them (`job`, `instance`). Not covered, because they
 /// need what this test cannot make in seconds: ConfigDriftCheckStale (a minute
-/// without a successful check) and ConfigDriftDetectorPausedTooLong (a pause,
-/// through an admin API the agent does not serve yet).
+/// without a successful check) and ConfigDriftDetectorPausedTooLong (a pause
+/// held for hours; its expression is unit-tested with promtool, and a pause's
+/// effect on paging is proven by `a_pause_silences_paging_and_resume_restores_it`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_quick_rule_goes_pending_or_firing_against_the_real_agent() {
     if tools::require("prometheus").is_none() {
@@ -822,4 +843,114 @@ async fn a_refused_config_keeps_alerting_while_the_registry_file_is_reread() {
     refuse_config_reload(&agent, &config);
     wait_alert(&prom, "ConfigDriftConfigReloadFailing", &refused, SOON).await;
     stays_active(&prom, "ConfigDriftConfigReloadFailing", &refused).await;
+}
+
+// ---------------------------------------------------------------------------
+// Pause and acks against the real agent
+
+/// The admin identities of [`a_pause_and_a_two_person_ack_silence_the_drift_alert`].
+const TOKENS: &[(&str, &str, &str)] = &[
+    ("olga", "oncall", "tok-oncall-olga"),
+    ("oscar", "oncall", "tok-oncall-oscar"),
+    ("ada", "admin", "tok-admin-ada"),
+];
+
+/// `POST` to the agent's admin API with `token`; the status and JSON answer.
+async fn admin_post(agent: &AgentProcess, path: &str, token: &str, body: &str) -> (u16, Value) {
+    let url = format!("http://{}/api/v1{path}", agent.addr);
+    let reply = tools::http_client()
+        .post(&url)
+        .bearer_auth(token)
+        .header("content-type", "application/json")
+        .body(body.to_owned())
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{url}: {e}"));
+    let status = reply.status().as_u16();
+    let text = reply.text().await.unwrap_or_else(|e| panic!("{url}: {e}"));
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// The alerts (pending or firing) rule `name` holds for bot `bot`.
+fn alerts_for<'a>(rules: &'a [Value], name: &str, bot: &str) -> Vec<&'a Value> {
+    rules
+        .iter()
+        .filter(|r| r["name"] == name)
+        .flat_map(|r| r["alerts"].as_array().into_iter().flatten())
+        .filter(|a| a["labels"]["bot_id"] == bot)
+        .collect()
+}
+
+/// Waits until Prometheus holds `promql` at `value`, then for a rule evaluation
+/// after that, and returns the rules as evaluated then.
+async fn rules_once_seen(prom: &Prometheus, promql: &str, value: f64) -> Vec<Value> {
+    wait_value(prom, promql, value).await;
+    wait_rules_evaluated_after(prom, SystemTime::now()).await
+}
+
+/// §9 and §13 end to end: while the agent is paused, or while a drift carries
+/// an active two-person ack, the shipped rules do not page the drift that the
+/// agent still reports; resuming pages it again. A 300 s interval keeps the ack
+/// alive for the whole test (only a scheduled check ends it); checks are run
+/// through `POST /check`, which does not end acks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pause_and_a_two_person_ack_silence_the_drift_alert() {
+    if tools::require("prometheus").is_none() {
+        return;
+    }
+    let fleet = Fleet::new(&["alpha"]);
+    let mut extra = Fleet::bot_entry("alpha", &fleet.bots.url("/alpha"));
+    for (name, role, token) in TOKENS {
+        use sha2::Digest as _;
+        let sha = hex::encode(sha2::Sha256::digest(token.as_bytes()));
+        extra.push_str(&format!(
+            "[[auth.tokens]]\nname = {name:?}\nrole = {role:?}\nsha256 = {sha:?}\n\n"
+        ));
+    }
+    let config = fleet.write_config("mode = \"advisory\"", "", &extra);
+    let agent = tokio::task::block_in_place(|| fleet.start(&config, "300s"));
+    let prom = start_prometheus(agent.addr, None).await;
+    wait_value(&prom, r#"bots_in_drift{bot_id="alpha"}"#, 0.0).await;
+    let [olga, oscar, ada] = [TOKENS[0].2, TOKENS[1].2, TOKENS[2].2];
+
+    tokio::task::block_in_place(|| fleet.edit("alpha", &with_limit(12)));
+    assert_eq!(admin_post(&agent, "/check", olga, "").await.0, 200);
+    wait_alert(&prom, "ConfigDriftDetected", &[("bot_id", "alpha")], SOON).await;
+
+    // Paused: the drift is still reported, and nothing pages it.
+    let (status, _) = admin_post(&agent, "/pause", ada, r#"{"reason":"maintenance"}"#).await;
+    assert_eq!(status, 200);
+    let rules = rules_once_seen(&prom, "drift_detector_paused", 1.0).await;
+    assert_eq!(
+        alerts_for(&rules, "ConfigDriftDetected", "alpha"),
+        Vec::<&Value>::new(),
+        "paused, yet paging"
+    );
+    wait_value(&prom, r#"bots_in_drift{bot_id="alpha"}"#, 1.0).await;
+    wait_alert(&prom, "ConfigDriftDetectorPausedTooLong", &[], SOON).await;
+
+    // Resumed: it pages again.
+    assert_eq!(admin_post(&agent, "/resume", ada, "").await.0, 200);
+    let rules = rules_once_seen(&prom, "drift_detector_paused", 0.0).await;
+    assert_eq!(alerts_for(&rules, "ConfigDriftDetected", "alpha").len(), 1);
+
+    // Acknowledged by two people: quiet while the ack is active.
+    let (status, ack) = admin_post(
+        &agent,
+        "/bots/alpha/acks",
+        olga,
+        r#"{"reason":"hotfix in flight"}"#,
+    )
+    .await;
+    assert_eq!(status, 201, "{ack}");
+    let id = ack["id"].as_str().expect("an ack id");
+    let (status, active) = admin_post(&agent, &format!("/acks/{id}/approve"), oscar, "").await;
+    assert_eq!(status, 200, "{active}");
+    let rules = rules_once_seen(&prom, r#"drift_acknowledged{bot_id="alpha"}"#, 1.0).await;
+    assert_eq!(
+        alerts_for(&rules, "ConfigDriftDetected", "alpha"),
+        Vec::<&Value>::new(),
+        "acknowledged, yet paging"
+    );
+    wait_value(&prom, r#"bots_in_drift{bot_id="alpha"}"#, 1.0).await;
 }
