@@ -313,15 +313,7 @@ impl StateStore {
                 }
                 Ok::<(), ConflictableTransactionError<()>>(())
             });
-        match result {
-            Ok(()) => {}
-            Err(TransactionError::Storage(e)) => return Err(self.write_error(e)),
-            Err(TransactionError::Abort(())) => {
-                return Err(
-                    self.write_error(sled::Error::ReportableBug("an admin write aborted".into()))
-                );
-            }
-        }
+        self.transacted(result, "an admin write")?;
         self.commit(&mut generation)?;
         if let (Some(e), Some(data)) = (&entry, &entry_data) {
             *head = Head {
@@ -407,17 +399,25 @@ impl StateStore {
                 meta.insert(AUDIT_ANCHOR_KEY, sealed.as_slice())?;
                 Ok::<(), ConflictableTransactionError<()>>(())
             });
-        match result {
-            Ok(()) => {}
-            Err(TransactionError::Storage(e)) => return Err(self.write_error(e)),
-            Err(TransactionError::Abort(())) => {
-                return Err(
-                    self.write_error(sled::Error::ReportableBug("an audit prune aborted".into()))
-                );
-            }
-        }
+        self.transacted(result, "an audit prune")?;
         self.commit(&mut generation)?;
         Ok(Some(anchor))
+    }
+
+    /// A sled transaction's outcome as ours. Our closures never abort, so an
+    /// abort is a bug in sled, reported as a failed write of `what`.
+    fn transacted(
+        &self,
+        result: Result<(), TransactionError<()>>,
+        what: &str,
+    ) -> Result<(), StateError> {
+        match result {
+            Ok(()) => Ok(()),
+            Err(TransactionError::Storage(e)) => Err(self.write_error(e)),
+            Err(TransactionError::Abort(())) => {
+                Err(self.write_error(sled::Error::ReportableBug(format!("{what} aborted"))))
+            }
+        }
     }
 
     /// The audit entries at or after `since_ms`, each as its stored JSON (whose
