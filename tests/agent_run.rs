@@ -424,6 +424,66 @@ fn a_check_out_of_budget_makes_the_rest_unknown_and_is_not_a_success() {
     }
 }
 
+/// §9: a state flush that fails still emits the check's telemetry, makes the
+/// check unsuccessful and counts `drift_state_write_errors_total`; once writes
+/// work again, checks succeed again. The failure is real: a directory stands
+/// where the store writes its flushed-generation file (refused even to root).
+#[test]
+fn a_failed_state_flush_still_emits_counts_and_makes_the_check_unsuccessful() {
+    let fleet = Fleet::new(&["alpha"]);
+    let config = fleet.config(&["alpha"], "", "");
+    fleet.edit("alpha", &with_limit(12));
+    let agent = fleet.start(&config, "1s");
+    agent.wait_gov("GOV_CONFIG_DRIFT_DETECTED", Some("alpha"), SOON, |_| true);
+    assert_eq!(agent.series("drift_state_write_errors_total"), Some(0.0));
+
+    let blocker = fleet.state_db().join("cdd-generation.tmp");
+    std::fs::create_dir(&blocker).expect("a directory in the file's place");
+    agent.wait_series("drift_state_write_errors_total", 1.0, SOON);
+    let failed_at = agent.records().len();
+    // The checks after it: still reported, not successful.
+    agent.wait_checks(2, SOON);
+    let after: Vec<serde_json::Value> = agent.records().split_off(failed_at);
+    assert!(
+        after.iter().any(|r| {
+            field(r, "reason_code") == Some("GOV_CONFIG_DRIFT_DETECTED")
+                && field(r, "bot_slug") == Some("alpha")
+        }),
+        "the drift is still emitted while state cannot be written"
+    );
+    let completed: Vec<&serde_json::Value> = after
+        .iter()
+        .filter(|r| field(r, "message") == Some("Check completed."))
+        .collect();
+    assert!(!completed.is_empty());
+    assert!(
+        completed.iter().all(|r| r["fields"]["successful"] == false),
+        "{completed:?}"
+    );
+    let logged = agent
+        .records()
+        .into_iter()
+        .find(|r| field(r, "message").is_some_and(|m| m.starts_with("State not flushed")))
+        .expect("the failed flush is logged");
+    assert_eq!(logged["level"], "ERROR");
+    assert!(
+        field(&logged, "error").is_some_and(|e| e.contains("cdd-generation")),
+        "the error names the file: {logged}"
+    );
+    let stalled = agent
+        .series("drift_last_success_timestamp_seconds")
+        .expect("last success");
+
+    std::fs::remove_dir(&blocker).expect("the directory removed");
+    support::poll(SOON, "a successful check again", || {
+        (agent.series("drift_last_success_timestamp_seconds") > Some(stalled)).then_some(())
+    });
+    let errors = agent
+        .series("drift_state_write_errors_total")
+        .expect("the counter");
+    assert!(errors >= 1.0, "{errors}");
+}
+
 #[test]
 fn registry_file_is_reread_before_each_check_and_an_empty_one_is_refused() {
     let fleet = Fleet::new(&["alpha", "beta"]);
