@@ -1295,3 +1295,100 @@ fn audit_entries_past_retention_are_pruned_and_the_chain_verifies_from_its_ancho
         "{said}"
     );
 }
+
+/// The clients against an agent serving HTTPS (`[server] tls_cert`/`tls_key`)
+/// with a private CA: trusted through `CDD_CA_FILE`, refused in one sentence
+/// without it. The agent is the real binary; the CA and its certificate for
+/// 127.0.0.1 are made here by rcgen.
+#[test]
+fn cli_clients_reach_an_https_agent_through_cdd_ca_file() {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let fleet = Fleet::new(&["alpha"]);
+    let dir = fleet.dir.path();
+    let mut ca_params = CertificateParams::new(Vec::new()).expect("CA params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_key = KeyPair::generate().expect("CA key");
+    let ca = ca_params.self_signed(&ca_key).expect("CA certificate");
+    let issuer = Issuer::new(ca_params, ca_key);
+    let leaf_key = KeyPair::generate().expect("server key");
+    let leaf = CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .expect("server params")
+        .signed_by(&leaf_key, &issuer)
+        .expect("server certificate");
+    std::fs::write(dir.join("ca.pem"), ca.pem()).expect("CA written");
+    std::fs::write(dir.join("server.pem"), leaf.pem()).expect("certificate written");
+    std::fs::write(dir.join("server.key"), leaf_key.serialize_pem()).expect("key written");
+    let config = admin_config(&fleet, &["alpha"], (100, 100));
+    let text = std::fs::read_to_string(&config).expect("config");
+    std::fs::write(
+        &config,
+        text.replace(
+            "[server]\n",
+            "[server]\ntls_cert = \"server.pem\"\ntls_key = \"server.key\"\n",
+        ),
+    )
+    .expect("config written");
+
+    let mut agent = Command::new(binary())
+        .arg("run")
+        .arg("--config")
+        .arg(&config)
+        .args(["--check-interval", "60s", "--log-format", "json"])
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the agent starts");
+    let url = format!("https://{}", fleet.addr);
+    let bots = |ca: Option<&str>| {
+        Command::new(binary())
+            .args(["bots", "--server", url.as_str(), "--format", "json"])
+            .current_dir(dir)
+            .env("NO_COLOR", "1")
+            .env("CDD_TOKEN", VIEWER)
+            .env_remove("CDD_SERVER")
+            .env_remove("CDD_CA_FILE")
+            .envs(ca.map(|c| ("CDD_CA_FILE", c)))
+            .stdin(Stdio::null())
+            .output()
+            .expect("the client runs")
+    };
+    let listed = poll(SOON, "the HTTPS agent listing alpha", || {
+        if let Ok(Some(status)) = agent.try_wait() {
+            panic!("the agent exited at start: {status}");
+        }
+        let out = bots(Some("ca.pem"));
+        // One report per line (JSON lines).
+        let text = stdout(&out);
+        let reports: Vec<Value> = text
+            .lines()
+            .map(serde_json::from_str)
+            .collect::<Result<_, _>>()
+            .ok()?;
+        (out.status.success() && !reports.is_empty()).then_some(reports)
+    });
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0]["bot_slug"], "alpha");
+    assert_eq!(listed[0]["kind"], "ConfigDriftReport");
+
+    let untrusted = bots(None);
+    assert_eq!(untrusted.status.code(), Some(1));
+    let said = stderr(&untrusted);
+    assert_eq!(said.trim().lines().count(), 1, "one sentence: {said}");
+    assert!(said.contains(url.as_str()), "names the server: {said}");
+
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(agent.id() as i32, libc::SIGTERM) };
+    let end = std::time::Instant::now() + SOON;
+    loop {
+        if let Some(status) = agent.try_wait().expect("wait") {
+            assert!(status.success(), "{status}");
+            break;
+        }
+        assert!(std::time::Instant::now() < end, "no exit after SIGTERM");
+        std::thread::park_timeout(Duration::from_millis(20));
+    }
+}
