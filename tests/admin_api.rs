@@ -1329,19 +1329,12 @@ fn cli_clients_reach_an_https_agent_through_cdd_ca_file() {
     )
     .expect("config written");
 
-    let mut agent = Command::new(binary())
-        .arg("run")
-        .arg("--config")
-        .arg(&config)
-        .args(["--check-interval", "60s", "--log-format", "json"])
-        .current_dir(dir)
-        .env("NO_COLOR", "1")
-        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the agent starts");
+    let mut agent = AgentProcess::spawn(
+        &config,
+        fleet.addr,
+        &["--check-interval", "60s", "--log-format", "json"],
+        &[],
+    );
     let url = format!("https://{}", fleet.addr);
     let bots = |ca: Option<&str>| {
         Command::new(binary())
@@ -1357,8 +1350,11 @@ fn cli_clients_reach_an_https_agent_through_cdd_ca_file() {
             .expect("the client runs")
     };
     let listed = poll(SOON, "the HTTPS agent listing alpha", || {
-        if let Ok(Some(status)) = agent.try_wait() {
-            panic!("the agent exited at start: {status}");
+        if let Some(status) = agent.exited() {
+            panic!(
+                "the agent exited at start ({status}):\n{}",
+                agent.log_text()
+            );
         }
         let out = bots(Some("ca.pem"));
         // One report per line (JSON lines).
@@ -1380,15 +1376,5 @@ fn cli_clients_reach_an_https_agent_through_cdd_ca_file() {
     assert_eq!(said.trim().lines().count(), 1, "one sentence: {said}");
     assert!(said.contains(url.as_str()), "names the server: {said}");
 
-    // SAFETY: kill(2) on our own child.
-    unsafe { libc::kill(agent.id() as i32, libc::SIGTERM) };
-    let end = std::time::Instant::now() + SOON;
-    loop {
-        if let Some(status) = agent.try_wait().expect("wait") {
-            assert!(status.success(), "{status}");
-            break;
-        }
-        assert!(std::time::Instant::now() < end, "no exit after SIGTERM");
-        std::thread::park_timeout(Duration::from_millis(20));
-    }
+    assert!(agent.terminate(SOON).success());
 }

@@ -661,69 +661,30 @@ fn startup_errors_exit_1_with_one_sentence() {
 /// INFO lines go.
 #[test]
 fn stderr_logs_are_text_by_default_and_rust_log_filters_them() {
-    use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
     let fleet = Fleet::new(&["alpha"]);
     let config = fleet.config(&["alpha"], "", "");
     fleet.edit("alpha", &with_limit(12));
-    let mut child = Command::new(support::binary())
-        .arg("run")
-        .arg("--config")
-        .arg(&config)
-        .args(["--check-interval", "1s"])
-        .current_dir(fleet.dir.path())
-        .env("NO_COLOR", "1")
-        .env("RUST_LOG", "warn")
-        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the agent starts");
-    let lines: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
-    let reader = {
-        let lines = std::sync::Arc::clone(&lines);
-        let stderr = child.stderr.take().expect("stderr");
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                lines.lock().expect("lines").push(line);
-            }
-        })
-    };
-    let detected = |l: &String| l.contains(r#"reason_code="GOV_CONFIG_DRIFT_DETECTED""#);
+    let mut agent = AgentProcess::spawn(
+        &config,
+        fleet.addr,
+        &["--check-interval", "1s"],
+        &[("RUST_LOG", "warn")],
+    );
+    let detected = |l: &&str| l.contains(r#"reason_code="GOV_CONFIG_DRIFT_DETECTED""#);
     // Two drift records: at least one check after the first has run.
     support::poll(SOON, "two drift records on stderr", || {
-        (lines
-            .lock()
-            .expect("lines")
-            .iter()
-            .filter(|l| detected(l))
-            .count()
-            >= 2)
-            .then_some(())
+        (agent.log_text().lines().filter(detected).count() >= 2).then_some(())
     });
-    // SAFETY: kill(2) on our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let end = Instant::now() + SOON;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status;
-        }
-        assert!(Instant::now() < end, "the agent did not exit on SIGTERM");
-        std::thread::park_timeout(Duration::from_millis(20));
-    };
-    assert!(status.success(), "{status}");
-    reader.join().expect("stderr read");
-    let lines = lines.lock().expect("lines");
-    let text = lines.join("\n");
-    let drift = lines.iter().find(|l| detected(l)).expect("a drift line");
+    assert!(agent.terminate(SOON).success());
+    let text = agent.log_text();
+    let drift = text.lines().find(detected).expect("a drift line");
     assert!(
         drift.contains(" WARN config_drift::gov: ") && !drift.starts_with('{'),
         "a text line for people: {drift}"
     );
     assert!(drift.contains(r#"bot_slug="alpha""#), "{drift}");
     assert!(
-        !lines.iter().any(|l| l.contains(" INFO ")),
+        !text.lines().any(|l| l.contains(" INFO ")),
         "RUST_LOG=warn drops INFO lines:\n{text}"
     );
     assert!(

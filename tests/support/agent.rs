@@ -20,17 +20,47 @@ pub struct AgentProcess {
 
 impl AgentProcess {
     /// `run --config CONFIG --log-format json EXTRA…` in the config's folder,
-    /// with `env` added; waits until `/livez` answers on `addr`.
+    /// with `RUST_LOG=info` and `env` added; waits until `/livez` answers on
+    /// `addr`.
     pub fn start(config: &Path, addr: SocketAddr, extra: &[&str], env: &[(&str, &str)]) -> Self {
+        let args: Vec<&str> = ["--log-format", "json"]
+            .into_iter()
+            .chain(extra.iter().copied())
+            .collect();
+        let env: Vec<(&str, &str)> = [("RUST_LOG", "info")]
+            .into_iter()
+            .chain(env.iter().copied())
+            .collect();
+        let mut agent = AgentProcess::spawn(config, addr, &args, &env);
+        let end = Instant::now() + Duration::from_secs(30);
+        while agent.get("/livez").is_none() {
+            if let Some(status) = agent.exited() {
+                panic!(
+                    "the agent exited at start ({status}):\n{}",
+                    agent.log_text()
+                );
+            }
+            assert!(
+                Instant::now() < end,
+                "the agent did not serve /livez within 30 s:\n{}",
+                agent.log_text()
+            );
+            std::thread::park_timeout(Duration::from_millis(20));
+        }
+        agent
+    }
+
+    /// `run --config CONFIG ARGS…` in the config's folder with `env` added (no
+    /// OTLP endpoint unless `env` names one), its stdout and stderr kept line by
+    /// line; waits for nothing. Killed when dropped.
+    pub fn spawn(config: &Path, addr: SocketAddr, args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut cmd = Command::new(binary());
         cmd.arg("run")
             .arg("--config")
             .arg(config)
-            .args(["--log-format", "json"])
-            .args(extra)
+            .args(args)
             .current_dir(config.parent().expect("config folder"))
             .env("NO_COLOR", "1")
-            .env("RUST_LOG", "info")
             .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -60,28 +90,17 @@ impl AgentProcess {
                 }
             });
         }
-        let mut agent = AgentProcess {
+        AgentProcess {
             child,
             addr,
             lines,
             config: config.to_path_buf(),
-        };
-        let end = Instant::now() + Duration::from_secs(30);
-        while agent.get("/livez").is_none() {
-            if let Ok(Some(status)) = agent.child.try_wait() {
-                panic!(
-                    "the agent exited at start ({status}):\n{}",
-                    agent.log_text()
-                );
-            }
-            assert!(
-                Instant::now() < end,
-                "the agent did not serve /livez within 30 s:\n{}",
-                agent.log_text()
-            );
-            std::thread::park_timeout(Duration::from_millis(20));
         }
-        agent
+    }
+
+    /// Whether the process has exited (with its status), without waiting.
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().ok().flatten()
     }
 
     /// `(status code, body)` of a GET, or `None` when nothing answers.
