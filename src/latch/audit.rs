@@ -220,8 +220,8 @@ fn step(head: &Head, raw: &RawEntry) -> Result<(AuditEntry, Head), (u64, String)
 /// and names the first entry whose bytes, number or link to its predecessor do
 /// not hold.
 pub fn verify(anchor: Option<&Anchor>, entries: impl IntoIterator<Item = RawEntry>) -> Verdict {
-    let from = start(anchor).seq;
     let mut head = start(anchor);
+    let from = head.seq;
     for raw in entries {
         match step(&head, &raw) {
             Ok((_, next)) => head = next,

@@ -339,16 +339,18 @@ impl StateStore {
 
     /// Every stored audit entry, raw, in chain order (for `audit::verify`).
     pub fn audit_raw(&self) -> Result<Vec<RawEntry>, StateError> {
-        self.audit
-            .iter()
-            .map(|item| {
-                let (key, value) = item.map_err(|e| self.read_error(e))?;
-                Ok(RawEntry {
-                    key: key.to_vec(),
-                    value: value.to_vec(),
-                })
+        self.audit_entries().collect()
+    }
+
+    /// The stored audit entries, raw, in chain order, read as they are asked for.
+    fn audit_entries(&self) -> impl Iterator<Item = Result<RawEntry, StateError>> + '_ {
+        self.audit.iter().map(|item| {
+            let (key, value) = item.map_err(|e| self.read_error(e))?;
+            Ok(RawEntry {
+                key: key.to_vec(),
+                value: value.to_vec(),
             })
-            .collect()
+        })
     }
 
     /// The anchor left by retention, if it has removed anything.
@@ -380,9 +382,17 @@ impl StateStore {
         let mut generation = self.lock_generation();
         let _head = self.lock_audit_head();
         let current = self.audit_anchor()?;
-        let Some(anchor) =
-            audit::prune_point(current.as_ref(), self.audit_raw()?, cutoff_ms, now_ms)
-        else {
+        // Read lazily: the walk stops at the first entry to keep, so an hourly
+        // prune reads what it removes, not the whole log.
+        let mut failed = None;
+        let entries = self
+            .audit_entries()
+            .map_while(|entry| entry.map_err(|e| failed = Some(e)).ok());
+        let point = audit::prune_point(current.as_ref(), entries, cutoff_ms, now_ms);
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        let Some(anchor) = point else {
             return Ok(None);
         };
         let sealed = seal(&anchor).map_err(|source| StateError::Encode {
