@@ -234,22 +234,60 @@ fn file_url_is_fetched_like_a_path() {
     assert_eq!(sync(&mut repo, T0).unwrap().commit, head.to_string());
 }
 
+/// A clone belongs to the URL it was made from: another config's URL for the
+/// same `checkout_dir` is refused, naming both, and never re-points it.
 #[test]
-fn changed_url_repoints_origin() {
+fn a_clone_of_another_url_is_refused_never_repointed() {
     let first = Origin::new();
-    first.commit("main", &[Change::File("a", b"first")], "1");
+    let head = first.commit("main", &[Change::File("a", b"first")], "1");
     let second = Origin::new();
-    let head = second.commit("main", &[Change::File("a", b"second")], "2");
+    second.commit("main", &[Change::File("a", b"second")], "2");
     let checkout = first.temp.path().join("checkout");
     let mut repo = CommittedRepo::open(&repo_config(&first.url(), "main", &checkout)).unwrap();
     sync(&mut repo, T0).unwrap();
     drop(repo);
-    let mut repo = CommittedRepo::open(&repo_config(&second.url(), "main", &checkout)).unwrap();
-    assert_eq!(sync(&mut repo, T0).unwrap().commit, head.to_string());
+    let err = CommittedRepo::open(&repo_config(&second.url(), "main", &checkout))
+        .err()
+        .expect("a clone of another URL must not open");
+    assert!(
+        matches!(err, RepoSetupError::OtherRepository { .. }),
+        "{err:?}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains(&first.url()) && text.contains(&second.url()),
+        "{text}"
+    );
     let clone = git2::Repository::open_bare(&checkout).unwrap();
     assert_eq!(
         clone.find_remote("origin").unwrap().url().unwrap(),
-        second.url()
+        first.url()
+    );
+    let mut repo = CommittedRepo::open(&repo_config(&first.url(), "main", &checkout)).unwrap();
+    assert_eq!(sync(&mut repo, T0).unwrap().commit, head.to_string());
+}
+
+/// Every fetch checks `origin` first: a clone re-pointed behind the agent's
+/// back (an older binary, a hand edit) is not fetched from.
+#[test]
+fn a_clone_repointed_behind_an_open_repo_is_not_fetched() {
+    let first = Origin::new();
+    first.commit("main", &[Change::File("a", b"first")], "1");
+    let second = Origin::new();
+    second.commit("main", &[Change::File("a", b"second")], "2");
+    let checkout = first.temp.path().join("checkout");
+    let mut repo = CommittedRepo::open(&repo_config(&first.url(), "main", &checkout)).unwrap();
+    sync(&mut repo, T0).unwrap();
+    git2::Repository::open_bare(&checkout)
+        .unwrap()
+        .remote_set_url("origin", &second.url())
+        .unwrap();
+    let failure = sync(&mut repo, T0 + 1).unwrap_err();
+    assert_eq!(failure.reason, UnknownReason::RepoUnreachable);
+    assert!(
+        failure.detail.contains(&first.url()) && failure.detail.contains(&second.url()),
+        "{}",
+        failure.detail
     );
 }
 

@@ -1,9 +1,12 @@
 //! The fetch-freshness record (§5 outage rules): when the pinned branch was last
 //! fetched, and when fetches started failing if none ever succeeded. It lives in
 //! a small JSON file inside `checkout_dir`, so it survives restarts and every
-//! command sharing the clone sees the same outage clock. It owns the record and
-//! the `repo_unreachable` → `repo_stale` decision; it never touches Git.
+//! command sharing the clone sees the same outage clock. The file holds one
+//! record per source (redacted URL and branch), so a command pinned to another
+//! branch of the same clone never resets the agent's clock. It owns the record
+//! and the `repo_unreachable` → `repo_stale` decision; it never touches Git.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -15,7 +18,8 @@ use crate::report::UnknownReason;
 
 /// File name of the record, inside `checkout_dir`.
 pub const FRESHNESS_FILE: &str = "config-drift-detector-fetch.json";
-const RECORD_VERSION: u32 = 1;
+/// Version 1 held a single source; version 2 one record per source.
+const RECORD_VERSION: u32 = 2;
 
 /// When the pinned branch was last fetched, and since when fetches fail.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,11 +30,20 @@ pub struct Freshness {
     pub first_failure_ms: Option<i64>,
 }
 
+/// The file: every source's record, by redacted URL and branch.
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Record {
+struct File {
     version: u32,
-    /// The redacted URL and branch the record is about.
+    sources: BTreeMap<String, Freshness>,
+}
+
+/// Version 1 of the file, still read.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileV1 {
+    #[serde(rename = "version")]
+    _version: u32,
     source: String,
     last_success_ms: Option<i64>,
     first_failure_ms: Option<i64>,
@@ -75,39 +88,52 @@ impl Freshness {
     }
 }
 
-/// Reads the record of `source` (redacted URL and branch); a missing file, or a
-/// record about another source, is "never fetched".
+/// Reads the record of `source` (redacted URL and branch); a missing file, or
+/// one without that source, is "never fetched".
 pub fn load(checkout_dir: &Path, source: &str) -> Result<Freshness, FreshnessError> {
+    let mut sources = load_file(checkout_dir)?;
+    Ok(sources.remove(source).unwrap_or_default())
+}
+
+fn load_file(checkout_dir: &Path) -> Result<BTreeMap<String, Freshness>, FreshnessError> {
     let path = checkout_dir.join(FRESHNESS_FILE);
     let text = match fs::read_to_string(&path) {
         Ok(t) => t,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Freshness::default()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
         Err(source) => return Err(FreshnessError::Read { path, source }),
     };
-    let record: Record = serde_json::from_str(&text).map_err(|e| FreshnessError::Corrupt {
+    let corrupt = |message: String| FreshnessError::Corrupt {
         path: path.clone(),
-        message: e.to_string(),
-    })?;
-    if record.version != RECORD_VERSION {
-        return Err(FreshnessError::Corrupt {
-            path,
-            message: format!(
-                "version {} is not the version {RECORD_VERSION} this binary writes",
-                record.version
-            ),
-        });
+        message,
+    };
+    #[derive(Deserialize)]
+    struct Versioned {
+        version: u32,
     }
-    if record.source != source {
-        return Ok(Freshness::default());
+    let version = serde_json::from_str::<Versioned>(&text)
+        .map_err(|e| corrupt(e.to_string()))?
+        .version;
+    match version {
+        1 => {
+            let old: FileV1 = serde_json::from_str(&text).map_err(|e| corrupt(e.to_string()))?;
+            let record = Freshness {
+                last_success_ms: old.last_success_ms,
+                first_failure_ms: old.first_failure_ms,
+            };
+            Ok(BTreeMap::from([(old.source, record)]))
+        }
+        RECORD_VERSION => serde_json::from_str::<File>(&text)
+            .map(|file| file.sources)
+            .map_err(|e| corrupt(e.to_string())),
+        other => Err(corrupt(format!(
+            "version {other} is newer than the version {RECORD_VERSION} this binary writes"
+        ))),
     }
-    Ok(Freshness {
-        last_success_ms: record.last_success_ms,
-        first_failure_ms: record.first_failure_ms,
-    })
 }
 
-/// Writes the record through a temporary file and a rename, so a reader (or a
-/// crash) never sees half a record.
+/// Updates the record of `source`, keeping every other source's, through a
+/// temporary file and a rename, so a reader (or a crash) never sees half a file.
+/// Callers hold the clone's lock, so no other process writes in between.
 pub fn save(
     checkout_dir: &Path,
     source: &str,
@@ -115,14 +141,16 @@ pub fn save(
 ) -> Result<(), FreshnessError> {
     let path = checkout_dir.join(FRESHNESS_FILE);
     let tmp = checkout_dir.join(format!("{FRESHNESS_FILE}.tmp"));
-    let record = Record {
+    // A file this binary cannot read is not overwritten: it may be a newer
+    // binary's, or evidence of the damage it reports.
+    let mut sources = load_file(checkout_dir)?;
+    sources.insert(source.to_owned(), *freshness);
+    let file = File {
         version: RECORD_VERSION,
-        source: source.to_owned(),
-        last_success_ms: freshness.last_success_ms,
-        first_failure_ms: freshness.first_failure_ms,
+        sources,
     };
     let write = || -> io::Result<()> {
-        let body = serde_json::to_vec(&record).map_err(io::Error::other)?;
+        let body = serde_json::to_vec(&file).map_err(io::Error::other)?;
         let mut file = fs::File::create(&tmp)?;
         file.write_all(&body)?;
         file.sync_all()?;
@@ -198,6 +226,39 @@ mod tests {
         save(dir.path(), "u main", &f).unwrap();
         assert_eq!(load(dir.path(), "u staging").unwrap(), Freshness::default());
         assert_eq!(load(dir.path(), "v main").unwrap(), Freshness::default());
+    }
+
+    #[test]
+    fn another_source_never_resets_a_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let prod = Freshness {
+            last_success_ms: Some(7),
+            first_failure_ms: Some(9),
+        };
+        save(dir.path(), "u main", &prod).unwrap();
+        let mut staging = Freshness::default();
+        staging.record_failure(11);
+        save(dir.path(), "u staging", &staging).unwrap();
+        assert_eq!(load(dir.path(), "u main").unwrap(), prod);
+        assert_eq!(load(dir.path(), "u staging").unwrap(), staging);
+    }
+
+    #[test]
+    fn a_version_1_record_is_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(
+            dir.path().join(FRESHNESS_FILE),
+            br#"{"version":1,"source":"u main","last_success_ms":5,"first_failure_ms":null}"#,
+        )
+        .unwrap();
+        assert_eq!(load(dir.path(), "u main").unwrap().last_success_ms, Some(5));
+        fs::write(
+            dir.path().join(FRESHNESS_FILE),
+            br#"{"version":9,"sources":{}}"#,
+        )
+        .unwrap();
+        let err = load(dir.path(), "u main").unwrap_err().to_string();
+        assert!(err.contains("version 9"), "{err}");
     }
 
     #[test]

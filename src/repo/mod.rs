@@ -87,6 +87,16 @@ pub enum RepoSetupError {
         url: String,
         message: String,
     },
+    /// A clone belongs to the one repository it was made from: re-pointing it
+    /// would make every process sharing it compare against another repo's branch.
+    #[error(
+        "{path} is the clone of {clone_url}, not of [repo].url = {url}; give this config its own [repo].checkout_dir (or move the clone away to clone {url} afresh)"
+    )]
+    OtherRepository {
+        path: PathBuf,
+        clone_url: String,
+        url: String,
+    },
     #[error(transparent)]
     Freshness(#[from] freshness::FreshnessError),
 }
@@ -225,8 +235,8 @@ pub(crate) fn set_network_timeouts() {
 
 impl CommittedRepo {
     /// Opens the clone under `cfg.checkout_dir`, creating a bare one (with an
-    /// `origin` remote at `cfg.url`) if the folder is absent or empty, and
-    /// pointing `origin` at `cfg.url` if it moved. Fetches nothing.
+    /// `origin` remote at `cfg.url`) if the folder is absent or empty. A clone of
+    /// another URL is refused, never re-pointed. Fetches nothing.
     pub fn open(cfg: &RepoConfig) -> Result<CommittedRepo, RepoSetupError> {
         set_network_timeouts();
         let dir = &cfg.checkout_dir;
@@ -380,6 +390,15 @@ impl RepoSession<'_> {
         let key = source_key(cfg);
         let dir = cfg.checkout_dir.clone();
         let max_staleness = cfg.max_staleness;
+        // Another process (an older binary, a hand-made change) may have moved
+        // `origin` since this one opened the clone: never fetch another repo's
+        // branch, and leave the other repo's fetch record alone.
+        if let Err(e) = verify_origin(&self.repo.git, cfg) {
+            return Err(RepoFailure {
+                reason: UnknownReason::RepoUnreachable,
+                detail: format!("Branch `{branch}` of {url} cannot be fetched: {e}."),
+            });
+        }
         let mut record = freshness::load(&dir, &key).map_err(|e| RepoFailure {
             reason: UnknownReason::RepoUnreachable,
             detail: format!("Branch `{branch}` of {url} cannot be checked: {e}."),
@@ -421,7 +440,10 @@ impl RepoSession<'_> {
                 if let Err(save_error) = freshness::save(&dir, &key, &record) {
                     tracing::warn!(error = %save_error, "The failed fetch was not recorded.");
                 }
-                let why = self.repo.scrub(&fetch::explain(&e, &attempts));
+                // libgit2 says "unsupported URL protocol" for a local path that is
+                // gone; name what is really wrong.
+                let why = local_repository_problem(&self.repo.cfg.url)
+                    .unwrap_or_else(|| self.repo.scrub(&fetch::explain(&e, &attempts)));
                 let reason = record.outage_reason(now_ms, max_staleness);
                 let detail = match (reason, record.last_success_ms) {
                     (UnknownReason::RepoStale, Some(last)) => format!(
@@ -637,6 +659,24 @@ fn parse_commit(snapshot: &Snapshot) -> Result<Oid, git2::Error> {
     Oid::from_str(&snapshot.commit)
 }
 
+/// For a local `[repo].url` (a path or a `file://` URL), why no repository can
+/// be read there: the path is missing, or holds no Git repository. `None` for a
+/// remote URL or a usable local one.
+pub fn local_repository_problem(url: &str) -> Option<String> {
+    let path = match url.split_once("://") {
+        None => Path::new(url),
+        Some(("file", rest)) => Path::new(rest),
+        Some(_) => return None,
+    };
+    if !path.exists() {
+        return Some(format!("the path {} does not exist", path.display()));
+    }
+    match Repository::open_ext(path, RepositoryOpenFlags::NO_SEARCH, [] as [&OsStr; 0]) {
+        Ok(_) => None,
+        Err(_) => Some(format!("{} is not a Git repository", path.display())),
+    }
+}
+
 /// What the fetch record belongs to: a record of another URL or branch says
 /// nothing about this one. Credentials are left out, so rotating a token keeps
 /// the outage clock.
@@ -656,19 +696,38 @@ fn is_fresh(dir: &Path) -> std::io::Result<bool> {
     Ok(true)
 }
 
+/// Gives a new clone its `origin`; an existing one must already point at `cfg.url`.
 fn ensure_origin(git: &Repository, cfg: &RepoConfig) -> Result<(), RepoSetupError> {
-    let failed = |e: git2::Error| RepoSetupError::Remote {
+    match git.find_remote("origin") {
+        Err(e) if e.code() == git2::ErrorCode::NotFound => git
+            .remote("origin", &cfg.url)
+            .map(|_| ())
+            .map_err(|e| remote_error(cfg, &e)),
+        _ => verify_origin(git, cfg),
+    }
+}
+
+/// The clone's `origin` is `cfg.url`, byte for byte.
+fn verify_origin(git: &Repository, cfg: &RepoConfig) -> Result<(), RepoSetupError> {
+    let remote = git
+        .find_remote("origin")
+        .map_err(|e| remote_error(cfg, &e))?;
+    if remote.url_bytes() == cfg.url.as_bytes() {
+        return Ok(());
+    }
+    let clone_url = String::from_utf8_lossy(remote.url_bytes());
+    Err(RepoSetupError::OtherRepository {
+        path: cfg.checkout_dir.clone(),
+        clone_url: crate::config::redact_url_credentials(&clone_url),
+        url: cfg.url_redacted(),
+    })
+}
+
+fn remote_error(cfg: &RepoConfig, e: &git2::Error) -> RepoSetupError {
+    RepoSetupError::Remote {
         path: cfg.checkout_dir.clone(),
         url: cfg.url_redacted(),
         message: fetch::scrub(e.message(), &cfg.url, &cfg.url_redacted()),
-    };
-    match git.find_remote("origin") {
-        Ok(remote) if remote.url_bytes() == cfg.url.as_bytes() => Ok(()),
-        Ok(_) => git.remote_set_url("origin", &cfg.url).map_err(failed),
-        Err(e) if e.code() == git2::ErrorCode::NotFound => {
-            git.remote("origin", &cfg.url).map(|_| ()).map_err(failed)
-        }
-        Err(e) => Err(failed(e)),
     }
 }
 
