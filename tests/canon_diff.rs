@@ -777,6 +777,96 @@ fn ignore_patterns_can_name_keyed_items_and_set_members() {
 }
 
 #[test]
+fn a_parent_whose_children_are_all_ignored_is_not_a_leaf() {
+    // The README's own `ignore_fields = ["runtime.started_at"]`.
+    let outcome = run_full(
+        r#"{"a": 1, "runtime": {"started_at": "2026-12-01T00:00:00Z"}}"#,
+        r#"{"a": 1}"#,
+        None,
+        &["runtime.started_at"],
+        "0",
+    );
+    assert!(outcome.drifts.is_empty(), "{:?}", outcome.drifts);
+    assert_eq!(outcome.ignored, 1);
+    // The same through `x-drift-ignore`, and on the committed side.
+    let schema =
+        r#"{"properties": {"runtime": {"properties": {"started_at": {"x-drift-ignore": true}}}}}"#;
+    let outcome = run(
+        r#"{"a": 1}"#,
+        r#"{"a": 1, "runtime": {"started_at": 5}}"#,
+        Some(schema),
+    );
+    assert!(outcome.drifts.is_empty(), "{:?}", outcome.drifts);
+    // Nested: emptying `runtime` empties `x` too.
+    let outcome = run_full(
+        r#"{"x": {"runtime": {"started_at": 1}}}"#,
+        "{}",
+        None,
+        &["x.runtime.started_at"],
+        "0",
+    );
+    assert!(outcome.drifts.is_empty(), "{:?}", outcome.drifts);
+    // Arrays: every item ignored.
+    let outcome = run_full(r#"{"a": [1, 2]}"#, "{}", None, &["a[*]"], "0");
+    assert!(outcome.drifts.is_empty(), "{:?}", outcome.drifts);
+    let outcome = run_full(
+        r#"{"a": [{"t": 1}]}"#,
+        r#"{"a": []}"#,
+        None,
+        &["a[*].t"],
+        "0",
+    );
+    assert!(outcome.drifts.is_empty(), "{:?}", outcome.drifts);
+}
+
+#[test]
+fn a_container_that_is_really_empty_is_still_a_leaf() {
+    let outcome = run_full(
+        r#"{"a": 1, "runtime": {}}"#,
+        r#"{"a": 1}"#,
+        None,
+        &["runtime.started_at"],
+        "0",
+    );
+    assert_eq!(
+        rows(&outcome),
+        vec![(
+            "runtime".into(),
+            "missing_in_committed",
+            s("{}"),
+            None,
+            None
+        )]
+    );
+    // Emptied by ignore rules against really empty: nothing compared differs.
+    let outcome = run_full(
+        r#"{"runtime": {}}"#,
+        r#"{"runtime": {"started_at": 1}}"#,
+        None,
+        &["runtime.started_at"],
+        "0",
+    );
+    assert!(outcome.drifts.is_empty(), "{:?}", outcome.drifts);
+    // ... but an emptied object is no empty array, and what is left still counts.
+    let outcome = run_full(
+        r#"{"runtime": {"started_at": 1}}"#,
+        r#"{"runtime": []}"#,
+        None,
+        &["runtime.started_at"],
+        "0",
+    );
+    assert_eq!(paths(&outcome), vec!["runtime"]);
+    let outcome = run_full(
+        r#"{"runtime": {"started_at": 1}}"#,
+        r#"{"runtime": {"pid": 7}}"#,
+        None,
+        &["runtime.started_at"],
+        "0",
+    );
+    assert_eq!(paths(&outcome), vec!["runtime.pid"]);
+}
+
+#[test]
 fn an_ignored_field_with_a_default_is_not_filled() {
     let schema = r#"{"properties": {"a": {"default": 1, "x-drift-ignore": true}}}"#;
     let c = canon("{}", Some(&compile(schema)), Side::Running, &[]);
@@ -1083,7 +1173,7 @@ fn one_compiled_schema_serves_many_documents_across_threads() {
 mod property {
     use super::*;
     use proptest::prelude::*;
-    use std::collections::BTreeMap;
+    use std::collections::{BTreeMap, BTreeSet};
 
     /// The schema every generated pair is canonicalised with: defaults at a few
     /// depths, nothing else, so the reference below can stay simple.
@@ -1190,6 +1280,125 @@ mod property {
         }
     }
 
+    /// A generated path segment, and an `ignore_fields` pattern segment.
+    #[derive(Clone, Debug)]
+    enum Seg {
+        Key(String),
+        Index(usize),
+    }
+
+    #[derive(Clone, Debug)]
+    enum Pat {
+        Key(&'static str),
+        Index(usize),
+        Any,
+    }
+
+    /// The patterns the ignore property draws from, as text and as segments.
+    const PATTERNS: &[(&str, &[Pat])] = &[
+        ("a", &[Pat::Key("a")]),
+        ("a.b", &[Pat::Key("a"), Pat::Key("b")]),
+        ("limits.mode", &[Pat::Key("limits"), Pat::Key("mode")]),
+        ("limits.max_usd", &[Pat::Key("limits"), Pat::Key("max_usd")]),
+        ("c[*]", &[Pat::Key("c"), Pat::Any]),
+        ("b[*].c", &[Pat::Key("b"), Pat::Any, Pat::Key("c")]),
+        ("c.a.b", &[Pat::Key("c"), Pat::Key("a"), Pat::Key("b")]),
+        ("b[0]", &[Pat::Key("b"), Pat::Index(0)]),
+        ("mode[*][*]", &[Pat::Key("mode"), Pat::Any, Pat::Any]),
+        ("flag", &[Pat::Key("flag")]),
+    ];
+
+    fn covered(path: &[Seg], ignore: &[Vec<Pat>]) -> bool {
+        ignore.iter().any(|pat| {
+            pat.len() <= path.len()
+                && pat.iter().zip(path).all(|(p, s)| match (p, s) {
+                    (Pat::Any, _) => true,
+                    (Pat::Key(a), Seg::Key(b)) => a == b,
+                    (Pat::Index(a), Seg::Index(b)) => a == b,
+                    _ => false,
+                })
+        })
+    }
+
+    /// Stands for an array item an ignore rule removed: the others keep their index.
+    const REMOVED: &str = "\u{0}removed";
+
+    fn shown_path(path: &[Seg]) -> String {
+        let mut out = String::new();
+        for seg in path {
+            match seg {
+                Seg::Key(k) if out.is_empty() => out.push_str(k),
+                Seg::Key(k) => {
+                    out.push('.');
+                    out.push_str(k);
+                }
+                Seg::Index(i) => out.push_str(&format!("[{i}]")),
+            }
+        }
+        out
+    }
+
+    /// Reference ignore rules, applied to the default-filled tree: covered
+    /// subtrees go, and so does every container they emptied, which is
+    /// remembered as `(path, is_object)`.
+    fn strip(
+        v: &mut serde_json::Value,
+        path: &mut Vec<Seg>,
+        ignore: &[Vec<Pat>],
+        emptied: &mut BTreeSet<(String, bool)>,
+    ) {
+        match v {
+            serde_json::Value::Object(map) => {
+                let keys: Vec<String> = map.keys().cloned().collect();
+                for k in keys {
+                    path.push(Seg::Key(k.clone()));
+                    let gone = covered(path, ignore) || {
+                        let child = map.get_mut(&k).expect("key listed");
+                        strip_child(child, path, ignore, emptied)
+                    };
+                    if gone {
+                        map.remove(&k);
+                    }
+                    path.pop();
+                }
+            }
+            serde_json::Value::Array(items) => {
+                for (i, item) in items.iter_mut().enumerate() {
+                    path.push(Seg::Index(i));
+                    if covered(path, ignore) || strip_child(item, path, ignore, emptied) {
+                        *item = serde_json::json!(REMOVED);
+                    }
+                    path.pop();
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Strips `v`; true when it was a container with content and lost all of it.
+    fn strip_child(
+        v: &mut serde_json::Value,
+        path: &mut Vec<Seg>,
+        ignore: &[Vec<Pat>],
+        emptied: &mut BTreeSet<(String, bool)>,
+    ) -> bool {
+        let had = match v {
+            serde_json::Value::Object(m) => !m.is_empty(),
+            serde_json::Value::Array(a) => !a.is_empty(),
+            _ => false,
+        };
+        strip(v, path, ignore, emptied);
+        let empty = match v {
+            serde_json::Value::Object(m) => m.is_empty(),
+            serde_json::Value::Array(a) => a.iter().all(|x| x.as_str() == Some(REMOVED)),
+            _ => false,
+        };
+        if had && empty {
+            emptied.insert((shown_path(path), v.is_object()));
+        }
+        had && empty
+    }
+
     /// Reference flattener: display path → exact value text.
     fn flat(v: &serde_json::Value, path: &str, out: &mut BTreeMap<String, String>) {
         let key_path = |k: &str| {
@@ -1213,7 +1422,9 @@ mod property {
             }
             serde_json::Value::Array(a) => {
                 for (i, c) in a.iter().enumerate() {
-                    flat(c, &format!("{path}[{i}]"), out);
+                    if c.as_str() != Some(REMOVED) {
+                        flat(c, &format!("{path}[{i}]"), out);
+                    }
                 }
             }
             serde_json::Value::Number(n) => {
@@ -1228,23 +1439,41 @@ mod property {
     }
 
     fn expected(r: &serde_json::Value, c: &serde_json::Value) -> Vec<(String, DriftKind)> {
+        expected_ignoring(r, c, &[])
+    }
+
+    /// The reference drift list with ignore rules: an empty container against
+    /// one the rules emptied on the other side is no drift.
+    fn expected_ignoring(
+        r: &serde_json::Value,
+        c: &serde_json::Value,
+        ignore: &[Vec<Pat>],
+    ) -> Vec<(String, DriftKind)> {
         let schema: serde_json::Value = serde_json::from_str(DEFAULTS).unwrap_or_default();
         let (mut r, mut c) = (r.clone(), c.clone());
-        fill(&mut r, &schema);
-        fill(&mut c, &schema);
+        let (mut er, mut ec) = (BTreeSet::new(), BTreeSet::new());
+        for (side, emptied) in [(&mut r, &mut er), (&mut c, &mut ec)] {
+            fill(side, &schema);
+            strip(side, &mut Vec::new(), ignore, emptied);
+        }
         let (mut fr, mut fc) = (BTreeMap::new(), BTreeMap::new());
         flat(&r, "", &mut fr);
         flat(&c, "", &mut fc);
+        let emptied_as = |emptied: &BTreeSet<(String, bool)>, p: &String, v: &String| {
+            (v == "{}" && emptied.contains(&(p.clone(), true)))
+                || (v == "[]" && emptied.contains(&(p.clone(), false)))
+        };
         let mut out = Vec::new();
         for (p, v) in &fr {
             match fc.get(p) {
+                None if emptied_as(&ec, p, v) => {}
                 None => out.push((p.clone(), DriftKind::MissingInCommitted)),
                 Some(w) if w != v => out.push((p.clone(), DriftKind::Changed)),
                 Some(_) => {}
             }
         }
-        for p in fc.keys() {
-            if !fr.contains_key(p) {
+        for (p, v) in &fc {
+            if !fr.contains_key(p) && !emptied_as(&er, p, v) {
                 out.push((p.clone(), DriftKind::MissingInRunning));
             }
         }
@@ -1313,6 +1542,38 @@ mod property {
             let mut again = String::new();
             write(&r, &mut cs, &mut again);
             prop_assert!(run(&rt, &again, Some(DEFAULTS)).drifts.is_empty());
+        }
+
+        /// Ignore rules hide exactly what they cover: the drift list is the
+        /// reference's, and no rule creates a leaf (every leaf with the rules is
+        /// a leaf without them, and none lies under a rule).
+        #[test]
+        fn ignore_rules_hide_what_they_cover_and_never_create_a_leaf(
+            (r, c) in pair(),
+            picks in prop::sample::subsequence((0..PATTERNS.len()).collect::<Vec<_>>(), 0..4),
+            seed in any::<u64>(),
+        ) {
+            let texts: Vec<&str> = picks.iter().map(|&i| PATTERNS[i].0).collect();
+            let pats: Vec<Vec<Pat>> = picks.iter().map(|&i| PATTERNS[i].1.to_vec()).collect();
+            let (mut rs, mut cs) = (seed, seed.rotate_left(17));
+            let (mut rt, mut ct) = (String::new(), String::new());
+            write(&r, &mut rs, &mut rt);
+            write(&c, &mut cs, &mut ct);
+            let outcome = run_full(&rt, &ct, Some(DEFAULTS), &texts, "0");
+            let mut got: Vec<(String, DriftKind)> =
+                outcome.drifts.iter().map(|d| (d.path.to_string(), d.kind)).collect();
+            got.sort();
+            prop_assert_eq!(got, expected_ignoring(&r, &c, &pats), "running {} committed {} ignoring {:?}", rt, ct, texts);
+
+            // A side's leaves are what it drifts by against an empty document.
+            let with = run_full(&rt, "{}", Some(DEFAULTS), &texts, "0").drifts;
+            let without: BTreeSet<String> = paths(&run_full(&rt, "{}", Some(DEFAULTS), &[], "0")).into_iter().collect();
+            let patterns: Vec<FieldPattern> =
+                texts.iter().map(|t| FieldPattern::parse(t).expect("pattern parses")).collect();
+            for leaf in &with {
+                prop_assert!(without.contains(&leaf.path.to_string()), "{} is new ({} ignoring {:?})", leaf.path, rt, texts);
+                prop_assert!(!patterns.iter().any(|pat| pat.covers(&leaf.path)), "{} is ignored", leaf.path);
+            }
         }
     }
 }

@@ -34,6 +34,9 @@ pub struct Canonical {
     pub(crate) tree: CNode,
     /// Leaf paths removed as ignored, sorted, without repeats.
     pub(crate) ignored: Vec<Path>,
+    /// Containers removed because ignore rules emptied them, sorted: not leaves,
+    /// and equal to an empty container of their shape on the other side.
+    pub(crate) vacated: Vec<(Path, Shape)>,
     side: Side,
     schema_errors: Vec<SchemaError>,
 }
@@ -60,6 +63,13 @@ impl Canonical {
     pub fn leaf_count(&self) -> usize {
         count_leaves(&self.tree)
     }
+}
+
+/// What kind of container was vacated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Shape {
+    Object,
+    Array,
 }
 
 /// A canonicalised value. `hmac` is set on every node inside a secret: the full
@@ -229,22 +239,33 @@ pub fn canonicalise(
         path: Path::root(),
         errors: Vec::new(),
         ignored: Vec::new(),
+        vacated: Vec::new(),
         in_ignored: false,
         unique_errors: &unique_errors,
     };
     let root = schema.map_or(ANY, Schema::root);
     let root_secret = builder.node(root).secret;
-    let tree = builder.build(doc, root, root_secret, 0);
+    // The root is never a leaf: a root emptied by ignore rules is just empty.
+    let tree = builder.build(doc, root, root_secret, 0).node;
     schema_errors.append(&mut builder.errors);
     let mut ignored = builder.ignored;
     ignored.sort_unstable();
     ignored.dedup();
+    let mut vacated = builder.vacated;
+    vacated.sort_unstable();
     Canonical {
         tree,
         ignored,
+        vacated,
         side,
         schema_errors,
     }
+}
+
+/// A built value, and whether ignore rules emptied it (of which shape).
+struct Built {
+    node: CNode,
+    vacated: Option<Shape>,
 }
 
 struct Builder<'s, 'o> {
@@ -255,6 +276,7 @@ struct Builder<'s, 'o> {
     path: Path,
     errors: Vec<SchemaError>,
     ignored: Vec<Path>,
+    vacated: Vec<(Path, Shape)>,
     /// Building a removed subtree only to count its leaves: no ignore checks, no
     /// schema errors.
     in_ignored: bool,
@@ -286,10 +308,23 @@ impl<'s> Builder<'s, '_> {
 
     /// `hops`: 0 in document content; inside filled defaults, how many schema hops
     /// below the nearest document value.
-    fn build(&mut self, value: Value, node_id: NodeId, in_secret: bool, hops: u32) -> CNode {
+    fn build(&mut self, value: Value, node_id: NodeId, in_secret: bool, hops: u32) -> Built {
         let node = self.node(node_id);
+        // What the container holds once defaults are filled: an ignore rule that
+        // removes all of it (a default left unfilled counts) empties it.
+        let mut shape = match &value {
+            Value::Object(map) if !map.is_empty() => Some(Shape::Object),
+            Value::Array(items) if !items.is_empty() => Some(Shape::Array),
+            _ => None,
+        };
         let kind = match value {
-            Value::Object(map) => CKind::Object(self.build_object(map, node, in_secret, hops)),
+            Value::Object(map) => {
+                let (entries, unfilled) = self.build_object(map, node, in_secret, hops);
+                if unfilled {
+                    shape = Some(Shape::Object);
+                }
+                CKind::Object(entries)
+            }
             Value::Array(items) => self.build_array(items, node, in_secret, hops),
             scalar => CKind::Scalar(scalar),
         };
@@ -302,13 +337,41 @@ impl<'s> Builder<'s, '_> {
                     .into_boxed_str(),
             );
         }
-        built
+        let vacated = match shape {
+            Some(shape) if !self.in_ignored && built.is_empty_container() => Some(shape),
+            _ => None,
+        };
+        Built {
+            node: built,
+            vacated,
+        }
+    }
+
+    /// `build` for an object member or array item: a container that ignore rules
+    /// emptied is removed and remembered instead. Left in place it would be an
+    /// empty container, which is a leaf, so an ignore rule would create the very
+    /// drift it exists to hide (`runtime {}` against an absent `runtime`).
+    fn build_kept(
+        &mut self,
+        value: Value,
+        node_id: NodeId,
+        in_secret: bool,
+        hops: u32,
+    ) -> Option<CNode> {
+        let built = self.build(value, node_id, in_secret, hops);
+        match built.vacated {
+            Some(shape) => {
+                self.vacated.push((self.path.clone(), shape));
+                None
+            }
+            None => Some(built.node),
+        }
     }
 
     /// Builds the removed subtree at the current path and records its leaf paths.
     fn record_ignored(&mut self, value: Value, node_id: NodeId, in_secret: bool, hops: u32) {
         let was = std::mem::replace(&mut self.in_ignored, true);
-        let removed = self.build(value, node_id, in_secret, hops);
+        let removed = self.build(value, node_id, in_secret, hops).node;
         self.in_ignored = was;
         flatten_node(
             &removed,
@@ -317,13 +380,15 @@ impl<'s> Builder<'s, '_> {
         );
     }
 
+    /// The object's entries, and whether a default was left unfilled because
+    /// an ignore rule covers it.
     fn build_object(
         &mut self,
         map: Map,
         node: &'s Node,
         in_secret: bool,
         hops: u32,
-    ) -> Vec<(Box<str>, CNode)> {
+    ) -> (Vec<(Box<str>, CNode)>, bool) {
         let inner_hops = if hops > 0 { hops + 1 } else { 0 };
         let mut entries: Vec<(String, Value, u32)> = map
             .into_entries()
@@ -333,6 +398,7 @@ impl<'s> Builder<'s, '_> {
         // The document's own keys, sorted: what a default must not override.
         let present = entries.len();
         let fill_hops = hops + 1;
+        let mut unfilled = false;
         if fill_hops <= MAX_DEFAULT_HOPS {
             let mut filled = false;
             for (k, child_id) in &node.properties {
@@ -343,7 +409,11 @@ impl<'s> Builder<'s, '_> {
                 let in_doc = entries[..present]
                     .binary_search_by(|e| e.0.as_bytes().cmp(k.as_bytes()))
                     .is_ok();
-                if in_doc || child.ignore {
+                if in_doc {
+                    continue;
+                }
+                if child.ignore {
+                    unfilled |= !self.in_ignored;
                     continue;
                 }
                 if !self.in_ignored && !self.opts.ignore_fields.is_empty() {
@@ -351,6 +421,7 @@ impl<'s> Builder<'s, '_> {
                     let covered = self.pattern_covers_here();
                     self.path.0.pop();
                     if covered {
+                        unfilled = true;
                         continue;
                     }
                 }
@@ -372,12 +443,12 @@ impl<'s> Builder<'s, '_> {
                 self.path.0.pop();
                 continue;
             }
-            let built = self.build(v, child_id, child_secret, child_hops);
-            if let Some(Segment::Key(k)) = self.path.0.pop() {
+            let built = self.build_kept(v, child_id, child_secret, child_hops);
+            if let (Some(Segment::Key(k)), Some(built)) = (self.path.0.pop(), built) {
                 out.push((k.into_boxed_str(), built));
             }
         }
-        out
+        (out, unfilled)
     }
 
     fn build_array(
@@ -400,13 +471,21 @@ impl<'s> Builder<'s, '_> {
             .into_iter()
             .enumerate()
             .map(|(i, v)| {
-                self.build_item(Segment::Index(i as u64), v, item_id, item_secret, item_hops)
+                self.build_item(
+                    Segment::Index(i as u64),
+                    v,
+                    item_id,
+                    item_secret,
+                    item_hops,
+                    false,
+                )
             })
             .collect();
         CKind::Array(built)
     }
 
-    /// One array item at `seg`; `None` when an `ignore_fields` pattern removes it.
+    /// One array item at `seg`; `None` when an `ignore_fields` pattern removes it,
+    /// or empties it unless `keep_emptied`.
     fn build_item(
         &mut self,
         seg: Segment,
@@ -414,13 +493,16 @@ impl<'s> Builder<'s, '_> {
         item_id: NodeId,
         item_secret: bool,
         hops: u32,
+        keep_emptied: bool,
     ) -> Option<CNode> {
         self.path.0.push(seg);
         let built = if !self.in_ignored && self.pattern_covers_here() {
             self.record_ignored(value, item_id, item_secret, hops);
             None
+        } else if keep_emptied {
+            Some(self.build(value, item_id, item_secret, hops).node)
         } else {
-            Some(self.build(value, item_id, item_secret, hops))
+            self.build_kept(value, item_id, item_secret, hops)
         };
         self.path.0.pop();
         built
@@ -486,7 +568,14 @@ impl<'s> Builder<'s, '_> {
                 .into_iter()
                 .enumerate()
                 .map(|(i, v)| {
-                    self.build_item(Segment::Index(i as u64), v, item_id, item_secret, hops)
+                    self.build_item(
+                        Segment::Index(i as u64),
+                        v,
+                        item_id,
+                        item_secret,
+                        hops,
+                        false,
+                    )
                 })
                 .collect();
             return CKind::Keyed {
@@ -507,7 +596,7 @@ impl<'s> Builder<'s, '_> {
                 field: field.to_owned(),
                 value: member.clone(),
             };
-            let item = self.build_item(seg, value, item_id, item_secret, hops);
+            let item = self.build_item(seg, value, item_id, item_secret, hops, false);
             if item.is_some() {
                 by_member.push((member, i));
             }
@@ -537,9 +626,10 @@ impl<'s> Builder<'s, '_> {
         for (i, value) in items.into_iter().enumerate() {
             // Patterns inside a member see it by position; the member's own path
             // needs its canonical form, known only once it is built.
-            let Some(built) =
-                self.build_item(Segment::Index(i as u64), value, item_id, item_secret, hops)
-            else {
+            // A member emptied by ignore rules stays a member (`{}`), as a member
+            // partly ignored stays one with what is left of it.
+            let seg = Segment::Index(i as u64);
+            let Some(built) = self.build_item(seg, value, item_id, item_secret, hops, true) else {
                 continue;
             };
             let json = built.to_json(false);

@@ -14,7 +14,7 @@ mod walk;
 use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
 
-use crate::canon::canonical::Canonical;
+use crate::canon::canonical::{Canonical, Shape};
 use crate::canon::number::Decimal;
 use crate::report::{DriftKind, SchemaError};
 
@@ -61,6 +61,9 @@ pub struct DiffOutcome {
 pub fn diff(running: &Canonical, committed: &Canonical, opts: &DiffOptions) -> DiffOutcome {
     let mut drifts = Vec::new();
     walk::diff_trees(&running.tree, &committed.tree, &opts.tolerance, &mut drifts);
+    if !running.vacated.is_empty() || !committed.vacated.is_empty() {
+        drifts.retain(|d| !emptied_on_the_other_side(d, running, committed));
+    }
     let mut schema_errors = running.schema_errors().to_vec();
     schema_errors.extend_from_slice(committed.schema_errors());
     DiffOutcome {
@@ -112,6 +115,25 @@ pub fn observe(
         .filter(|f| !ignored(f))
         .map(|f| (f.to_string(), (r.remove(*f), c.remove(*f))))
         .collect()
+}
+
+/// An empty container on one side against a container that ignore rules emptied
+/// on the other: nothing that is compared differs, so it is no drift.
+fn emptied_on_the_other_side(d: &FieldDrift, running: &Canonical, committed: &Canonical) -> bool {
+    let (shown, other) = match d.kind {
+        DriftKind::MissingInRunning => (&d.committed, running),
+        DriftKind::MissingInCommitted => (&d.running, committed),
+        DriftKind::Changed => return false,
+    };
+    let shape = match shown.as_deref() {
+        Some("{}") => Shape::Object,
+        Some("[]") => Shape::Array,
+        _ => return false,
+    };
+    other
+        .vacated
+        .binary_search_by(|(path, s)| (path, *s).cmp(&(&d.path, shape)))
+        .is_ok()
 }
 
 /// Size of the union of two sorted lists without repeats.
