@@ -2,10 +2,13 @@
 //! chain from its first entry and names the first entry that does not hold.
 //! Exit 0 intact, 2 broken, 1 error.
 //!
-//! Without `--server` it opens the state database itself, read-only in effect;
-//! while an agent holds it (sled's exclusive lock) that fails, and the error says
-//! to ask the agent instead (`--server URL`, the token in `CDD_TOKEN`). The
-//! evidence chain is not part of this build yet: only the audit chain is walked.
+//! Without `--server` it reads a private copy of the state database, never the
+//! database itself, so verifying cannot change what it examines (sled's recovery
+//! rewrites a damaged log); while an agent holds it (sled's exclusive lock) that
+//! fails, and the error says to ask the agent instead (`--server URL`, the token
+//! in `CDD_TOKEN`). A log damaged so that flushed writes are lost is a broken
+//! chain (exit 2), named by the byte where the damage starts. The evidence chain
+//! is not part of this build yet: only the audit chain is walked.
 
 use std::path::Path;
 
@@ -16,7 +19,7 @@ use reqwest::Method;
 use super::admin::ApiClient;
 use super::{exit, load_config};
 use crate::latch::audit::Verdict;
-use crate::latch::{StateError, StateStore};
+use crate::latch::{Damage, StateError, StateStore};
 
 /// A small page cache: verification reads each entry once.
 const CACHE_BYTES: u64 = 8 * 1024 * 1024;
@@ -24,10 +27,16 @@ const CACHE_BYTES: u64 = 8 * 1024 * 1024;
 #[derive(Subcommand, Debug)]
 pub enum AuditCommand {
     /// Verifies the audit hash chain: exit 0 intact, 2 broken, 1 error.
+    #[command(
+        after_help = "Exit codes: 0 intact, 2 broken (names the first bad entry), 1 error.\n\
+                            Without --server the state database is read from a copy, never changed."
+    )]
     Verify {
-        #[arg(long)]
+        /// The agent's config file; its [state].path names the database.
+        #[arg(long, value_name = "FILE")]
         config: std::path::PathBuf,
-        /// Ask a running agent (needed while it holds the state database).
+        /// Ask a running agent instead (needed while it holds the state database); the
+        /// token comes from CDD_TOKEN.
         #[arg(long, value_name = "URL")]
         server: Option<String>,
     },
@@ -45,7 +54,26 @@ fn verify(config_path: &Path, server: Option<&str>) -> anyhow::Result<u8> {
     };
     let verdict = match server {
         Some(url) => remote(url)?,
-        None => local(&config.state.path)?,
+        None => match local(&config.state.path)? {
+            Local::Verdict(v) => v,
+            Local::Damaged {
+                damage,
+                readable,
+                head,
+            } => {
+                let survivors = match readable {
+                    0 => "no audit entry can be read".to_owned(),
+                    n => format!(
+                        "the {n} entries before the damage hold (head {head}), later ones cannot be read"
+                    ),
+                };
+                println!(
+                    "audit chain broken: state database {}: {damage}; {survivors}",
+                    damage.path.display()
+                );
+                return Ok(exit::DRIFT);
+            }
+        },
     };
     match verdict {
         Verdict::Intact {
@@ -74,11 +102,22 @@ fn verify(config_path: &Path, server: Option<&str>) -> anyhow::Result<u8> {
     }
 }
 
-fn local(path: &Path) -> anyhow::Result<Verdict> {
+/// What the database's own copy says.
+enum Local {
+    Verdict(Verdict),
+    /// Its log is damaged: the entries that survive recovery, and their head.
+    Damaged {
+        damage: Damage,
+        readable: u64,
+        head: String,
+    },
+}
+
+fn local(path: &Path) -> anyhow::Result<Local> {
     if !path.exists() {
         bail!("state database {} does not exist", path.display());
     }
-    let store = match StateStore::open(path, CACHE_BYTES) {
+    let store = match StateStore::open_copy(path, CACHE_BYTES) {
         Ok(s) => s,
         Err(StateError::Locked { path }) => bail!(
             "state database {} is held by a running agent; pass --server URL (with the token in CDD_TOKEN) to verify through it",
@@ -86,7 +125,17 @@ fn local(path: &Path) -> anyhow::Result<Verdict> {
         ),
         Err(e) => return Err(e.into()),
     };
-    Ok(store.verify_audit()?)
+    let verdict = store.verify_audit()?;
+    match (store.damage(), verdict) {
+        (None, verdict) => Ok(Local::Verdict(verdict)),
+        (Some(damage), Verdict::Intact { entries, head, .. }) => Ok(Local::Damaged {
+            damage: damage.clone(),
+            readable: entries,
+            head,
+        }),
+        // A bad entry before the damage is the first thing that does not hold.
+        (Some(_), broken) => Ok(Local::Verdict(broken)),
+    }
 }
 
 fn remote(url: &str) -> anyhow::Result<Verdict> {

@@ -23,4 +23,4 @@ pub use episode::{
     advance, clear, expired, mark_removed, mark_returned,
 };
 pub use pause::Pause;
-pub use store::{StateError, StateStore};
+pub use store::{Damage, DamageAt, StateError, StateStore};

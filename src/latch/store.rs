@@ -23,6 +23,16 @@
 //!   flushed, copies it to a small file beside sled's (`cdd-generation`, written
 //!   by rename). At open, a database older than that file is refused as corrupt,
 //!   and so is one that existed but lost its `meta` records.
+//! - Recovery that destroys the evidence: that truncation also zeroes every byte
+//!   of the log from the damage to its end, in place, before anything can refuse
+//!   the database (one flipped byte cost 316,731 bytes of audit log in a trial).
+//!   So an existing database is never opened first: it is copied (under sled's own
+//!   lock, so no writer moves it meanwhile), the copy is opened and checked, and
+//!   only a copy that lost no flushed write lets the database itself be opened.
+//!   A damaged one is refused byte for byte as it was, the error naming the first
+//!   byte sled's recovery changed. Read-only commands (`audit verify`) work on
+//!   such a copy only (`open_copy`). Recovery that drops only the torn tail of an
+//!   unflushed write (a crash mid-write) loses nothing flushed and passes.
 //! - Panics inside the engine on damaged files are caught at open and reported as
 //!   corruption.
 //!
@@ -73,6 +83,8 @@ const GENERATION_FILE: &str = "cdd-generation";
 /// A file sled creates in every database directory; its presence means the
 /// database existed before this open.
 const SLED_CONF_FILE: &str = "conf";
+/// sled's log, which it also locks.
+const SLED_LOG_FILE: &str = "db";
 
 /// Which stored record an error is about.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -100,6 +112,12 @@ pub enum StateError {
     Open { path: PathBuf, source: sled::Error },
     #[error("state database {} is corrupt: {detail}", path.display())]
     Corrupt { path: PathBuf, detail: String },
+    #[error("state database {} cannot be checked before it is opened: copying {} failed: {source}", path.display(), file.display())]
+    Copy {
+        path: PathBuf,
+        file: PathBuf,
+        source: std::io::Error,
+    },
     #[error("state database {} has schema version {found}, newer than the {SCHEMA_VERSION} this binary understands; upgrade the agent", path.display())]
     FutureSchema { path: PathBuf, found: u64 },
     #[error("state database {}: {record} is corrupt: {detail}", path.display())]
@@ -144,6 +162,152 @@ pub struct StateStore {
     /// The audit chain's end, read at open and moved by each append (under the
     /// generation lock).
     audit_head: Mutex<Head>,
+    /// Set on a copy (`open_copy`) whose recovery dropped flushed writes.
+    damage: Option<Damage>,
+    /// The private copy sled works on (`open_copy`); removed when the store is
+    /// dropped. Last, so that sled's handles close before the folder goes.
+    copy: Option<tempfile::TempDir>,
+}
+
+/// sled's page cache for the check of a copy at `open`: it reads little.
+const PREFLIGHT_CACHE_BYTES: u64 = 8 * 1024 * 1024;
+
+/// A database whose recovery drops flushed writes: where its log is damaged,
+/// when the recovery changed bytes that were there.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Damage {
+    /// The state database.
+    pub path: PathBuf,
+    pub at: Option<DamageAt>,
+    /// What the check found (which flushed write is missing).
+    pub detail: String,
+}
+
+/// The first byte sled's recovery changed, and how much it would discard.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DamageAt {
+    /// The file inside the database folder (sled's log is `db`).
+    pub file: String,
+    pub offset: u64,
+    /// Bytes from `offset` to the end of the file as it was.
+    pub discarded_bytes: u64,
+}
+
+impl Damage {
+    /// Compares the database with its recovered copy to find the first byte
+    /// sled's recovery changed.
+    fn find(original: &Path, copy: &Path, detail: String) -> Damage {
+        let mut first: Option<(String, u64, u64)> = None;
+        if let Ok(entries) = std::fs::read_dir(original) {
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let (Ok(before), Ok(after)) =
+                    (std::fs::read(entry.path()), std::fs::read(copy.join(&name)))
+                else {
+                    continue;
+                };
+                // sled legitimately grows its log and rewrites snapshots; what
+                // matters is a byte that was there and is no more.
+                if name.starts_with("snap.") {
+                    continue;
+                }
+                let changed = before
+                    .iter()
+                    .zip(after.iter().chain(std::iter::repeat(&0)))
+                    .position(|(b, a)| b != a);
+                if let Some(at) = changed {
+                    let at = at as u64;
+                    let len = before.len() as u64;
+                    if first.as_ref().is_none_or(|(_, o, _)| at < *o) {
+                        first = Some((name, at, len - at));
+                    }
+                }
+            }
+        }
+        Damage {
+            path: original.to_owned(),
+            at: first.map(|(file, offset, discarded_bytes)| DamageAt {
+                file,
+                offset,
+                discarded_bytes,
+            }),
+            detail,
+        }
+    }
+
+    fn into_error(self) -> StateError {
+        StateError::Corrupt {
+            path: self.path.clone(),
+            detail: format!(
+                "{self}; restore it from a backup, or examine a copy with `audit verify`"
+            ),
+        }
+    }
+}
+
+impl fmt::Display for Damage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.at {
+            Some(at) => write!(
+                f,
+                "{}; its log `{}` is damaged at byte {} (opening it would make the storage engine discard the {} bytes from there to the end); it was left exactly as it is",
+                self.detail, at.file, at.offset, at.discarded_bytes
+            ),
+            None => write!(f, "{}; it was left exactly as it is", self.detail),
+        }
+    }
+}
+
+/// Copies the database folder into a private temporary folder (under `TMPDIR`),
+/// holding the database's lock meanwhile so that no writer tears the copy.
+fn copy_database(path: &Path) -> Result<tempfile::TempDir, StateError> {
+    let log = path.join(SLED_LOG_FILE);
+    let locked = std::fs::OpenOptions::new()
+        .read(true)
+        .open(&log)
+        .map_err(|e| copy_error(path, &log, e))?;
+    // sled takes an exclusive `flock` on its log: the same lock, from outside.
+    match locked.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            return Err(StateError::Locked {
+                path: path.to_owned(),
+            });
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(copy_error(path, &log, e)),
+    }
+    let copy = tempfile::Builder::new()
+        .prefix("cdd-state-copy-")
+        .tempdir()
+        .map_err(|e| copy_error(path, &std::env::temp_dir(), e))?;
+    copy_tree(path, copy.path()).map_err(|(file, e)| copy_error(path, &file, e))?;
+    drop(locked);
+    Ok(copy)
+}
+
+fn copy_tree(from: &Path, to: &Path) -> Result<(), (PathBuf, std::io::Error)> {
+    let entries = std::fs::read_dir(from).map_err(|e| (from.to_owned(), e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| (from.to_owned(), e))?;
+        let source = entry.path();
+        let target = to.join(entry.file_name());
+        let kind = entry.file_type().map_err(|e| (source.clone(), e))?;
+        if kind.is_dir() {
+            std::fs::create_dir(&target).map_err(|e| (target.clone(), e))?;
+            copy_tree(&source, &target)?;
+        } else if kind.is_file() {
+            std::fs::copy(&source, &target).map_err(|e| (source.clone(), e))?;
+        }
+    }
+    Ok(())
+}
+
+fn copy_error(path: &Path, file: &Path, e: std::io::Error) -> StateError {
+    StateError::Copy {
+        path: path.to_owned(),
+        file: file.to_owned(),
+        source: e,
+    }
 }
 
 /// What an admin write does to the stored pause.
@@ -165,11 +329,66 @@ impl fmt::Debug for StateStore {
 impl StateStore {
     /// Opens (or creates) the database at `path`, its page cache bounded to
     /// `cache_capacity_bytes`. Checks the database's schema version; records are
-    /// checked as they are read (`load_all` at startup reads them all).
+    /// checked as they are read (`load_all` at startup reads them all). An
+    /// existing database is first checked on a copy (see the module doc): a
+    /// damaged one is refused and left exactly as it was.
     pub fn open(path: &Path, cache_capacity_bytes: u64) -> Result<StateStore, StateError> {
-        let existed = path.join(SLED_CONF_FILE).exists();
+        if path.join(SLED_CONF_FILE).exists() {
+            let copy = Self::open_copy(path, cache_capacity_bytes.min(PREFLIGHT_CACHE_BYTES))?;
+            if let Some(damage) = copy.damage() {
+                return Err(match damage.at {
+                    Some(_) => damage.clone().into_error(),
+                    None => StateError::Corrupt {
+                        path: path.to_owned(),
+                        detail: damage.detail.clone(),
+                    },
+                });
+            }
+        }
+        Self::open_at(path, path, cache_capacity_bytes, None)
+    }
+
+    /// The database at `path` as a private copy, for commands that only read
+    /// (`audit verify`): the database itself is never opened, so nothing of it
+    /// can change. A copy whose recovery dropped flushed writes still opens;
+    /// `damage()` then says where the log is damaged. Refused like `open` while
+    /// an agent holds the database (its lock), so the copy is never torn.
+    pub fn open_copy(path: &Path, cache_capacity_bytes: u64) -> Result<StateStore, StateError> {
+        if !path.join(SLED_CONF_FILE).exists() {
+            return Err(StateError::Corrupt {
+                path: path.to_owned(),
+                detail: format!("it holds no sled database (no `{SLED_CONF_FILE}` file)"),
+            });
+        }
+        let copy = copy_database(path)?;
+        let engine_dir = copy.path().to_owned();
+        let mut store = Self::open_at(&engine_dir, path, cache_capacity_bytes, Some(copy))?;
+        if let Err(e) = store.check_generation() {
+            let StateError::Corrupt { detail, .. } = e else {
+                return Err(e);
+            };
+            store.damage = Some(Damage::find(path, store.engine_dir(), detail));
+        }
+        Ok(store)
+    }
+
+    /// Where the log of a database opened with `open_copy` is damaged, if sled's
+    /// recovery of the copy dropped writes that had been flushed.
+    pub fn damage(&self) -> Option<&Damage> {
+        self.damage.as_ref()
+    }
+
+    /// Opens sled on `engine_dir` (the database, or a copy of it) for the
+    /// database at `path`, which every error names.
+    fn open_at(
+        engine_dir: &Path,
+        path: &Path,
+        cache_capacity_bytes: u64,
+        copy: Option<tempfile::TempDir>,
+    ) -> Result<StateStore, StateError> {
+        let existed = engine_dir.join(SLED_CONF_FILE).exists();
         let config = sled::Config::new()
-            .path(path)
+            .path(engine_dir)
             .cache_capacity(cache_capacity_bytes);
         let db = match catch_unwind(AssertUnwindSafe(|| config.open())) {
             Ok(Ok(db)) => db,
@@ -198,11 +417,36 @@ impl StateStore {
             db,
             generation: Mutex::new(0),
             audit_head: Mutex::new(Head::empty()),
+            damage: None,
+            copy,
         };
-        store.check_schema(existed)?;
-        store.check_generation()?;
+        if let Err(e) = store.check_schema(existed) {
+            // On a copy, a lost schema record is what a recovery that dropped
+            // the whole log leaves: say where.
+            return Err(match (e, &store.copy) {
+                (StateError::Corrupt { detail, .. }, Some(copy)) => {
+                    let damage = Damage::find(path, copy.path(), detail.clone());
+                    match damage.at {
+                        Some(_) => damage.into_error(),
+                        None => StateError::Corrupt {
+                            path: path.to_owned(),
+                            detail,
+                        },
+                    }
+                }
+                (e, _) => e,
+            });
+        }
+        if store.copy.is_none() {
+            store.check_generation()?;
+        }
         store.load_audit_head()?;
         Ok(store)
+    }
+
+    /// The folder sled works in: the database's own, or the copy's.
+    fn engine_dir(&self) -> &Path {
+        self.copy.as_ref().map_or(&self.path, |c| c.path())
     }
 
     pub fn path(&self) -> &Path {
@@ -505,7 +749,7 @@ impl StateStore {
     }
 
     fn generation_file(&self) -> PathBuf {
-        self.path.join(GENERATION_FILE)
+        self.engine_dir().join(GENERATION_FILE)
     }
 
     fn write_generation_file(&self, sealed: &[u8]) -> Result<(), StateError> {
@@ -515,13 +759,13 @@ impl StateStore {
             file: file.clone(),
             detail: format!("writing it failed ({e})"),
         };
-        let tmp = self.path.join(format!("{GENERATION_FILE}.tmp"));
+        let tmp = self.engine_dir().join(format!("{GENERATION_FILE}.tmp"));
         let mut f = std::fs::File::create(&tmp).map_err(fail)?;
         f.write_all(sealed).map_err(fail)?;
         f.sync_all().map_err(fail)?;
         std::fs::rename(&tmp, &file).map_err(fail)?;
         // The rename itself is durable only once the directory is synced.
-        std::fs::File::open(&self.path)
+        std::fs::File::open(self.engine_dir())
             .and_then(|d| d.sync_all())
             .map_err(fail)
     }
@@ -536,11 +780,11 @@ impl StateStore {
             Some(value) => self.unseal(&value, Record::Meta(GENERATION_KEY))?,
             None => 0,
         };
-        let file = self.generation_file();
-        let flushed: u64 = match std::fs::read(&file) {
+        let shown = self.path.join(GENERATION_FILE);
+        let flushed: u64 = match std::fs::read(self.generation_file()) {
             Ok(bytes) => unseal(&bytes).map_err(|fault| StateError::GenerationFile {
                 path: self.path.clone(),
-                file: file.clone(),
+                file: shown.clone(),
                 detail: match fault {
                     Fault::Corrupt(detail) => detail,
                     Fault::Future(v) => format!("it has version {v}, newer than this binary"),
@@ -551,7 +795,7 @@ impl StateStore {
             Err(e) => {
                 return Err(StateError::GenerationFile {
                     path: self.path.clone(),
-                    file,
+                    file: shown,
                     detail: e.to_string(),
                 });
             }
