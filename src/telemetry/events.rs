@@ -2,10 +2,12 @@
 //! `GOV_CONFIG_DRIFT_*` records, the per-check record (carrying the chain head),
 //! `mass_drift`, and the per-bot developer line. The GOV records go through the
 //! OTel Logs API deliberately — attributes plus the report as a structured body,
-//! which the tracing bridge cannot carry — and, for people, as a `tracing` event
-//! under the `config_drift::gov` target (which the bridge skips, so OTel never
-//! sees them twice). Must not decide when an event happens: the latch and the
-//! scheduler do.
+//! which the tracing bridge cannot carry — and, for stderr (journald, a log
+//! shipper), as a `tracing` event under the `config_drift::gov` target (which the
+//! bridge skips, so OTel never sees them twice) with the same fields and the
+//! report as JSON under `report`. Both come from one field list (`gov_record!`),
+//! so a fact cannot reach one sink and miss the other. Must not decide when an
+//! event happens: the latch and the scheduler do.
 
 use std::time::SystemTime;
 
@@ -25,6 +27,9 @@ pub const UNKNOWN_MESSAGE: &str = "Whether the running configuration of one of t
 pub const RESOLVED_MESSAGE: &str =
     "The running configuration of one of the system's safeties matches the version on file again.";
 pub const ACK_MESSAGE: &str = "A drift was acknowledged by two people until the next check.";
+/// RESOLVED with `resolved_by: "cleared"`: the latch was cleared by hand, which
+/// says nothing about whether the configurations match again.
+pub const CLEARED_MESSAGE: &str = "A drift episode of one of the system's safeties was cleared by an administrator; the running configuration may still differ from the version on file.";
 
 /// At most this many field names in the developer line; the rest are counted.
 const FIELDS_IN_LINE: usize = 20;
@@ -132,22 +137,111 @@ fn s(text: impl Into<StringValue>) -> AnyValue {
     AnyValue::String(text.into())
 }
 
-fn slug(report: &ConfigDriftReport) -> &str {
-    report.bot_slug.as_deref().unwrap_or("")
+/// A record field's value as an OTel attribute; `None` (an absent optional
+/// field) adds no attribute, as `tracing` records no field for `None`.
+pub(crate) trait Attribute {
+    fn attribute(&self) -> Option<AnyValue>;
 }
 
-fn gov_attributes(
-    code: ReasonCode,
-    report: &ConfigDriftReport,
-    class: SeverityClass,
-    message: &'static str,
-) -> Vec<(&'static str, AnyValue)> {
-    vec![
-        ("reason_code", s(code.as_str())),
-        ("bot_slug", s(slug(report).to_string())),
-        ("severity_class", s(class.as_str())),
-        ("user_message", s(message)),
-    ]
+impl Attribute for &str {
+    fn attribute(&self) -> Option<AnyValue> {
+        Some(s(self.to_string()))
+    }
+}
+
+impl Attribute for String {
+    fn attribute(&self) -> Option<AnyValue> {
+        Some(s(self.clone()))
+    }
+}
+
+impl Attribute for i64 {
+    fn attribute(&self) -> Option<AnyValue> {
+        Some(AnyValue::Int(*self))
+    }
+}
+
+impl Attribute for f64 {
+    fn attribute(&self) -> Option<AnyValue> {
+        Some(AnyValue::Double(*self))
+    }
+}
+
+impl Attribute for bool {
+    fn attribute(&self) -> Option<AnyValue> {
+        Some(AnyValue::Boolean(*self))
+    }
+}
+
+impl<T: Attribute> Attribute for Option<T> {
+    fn attribute(&self) -> Option<AnyValue> {
+        self.as_ref().and_then(Attribute::attribute)
+    }
+}
+
+/// The report as one line of JSON, for the `report` field of stderr records
+/// (the JSON log format embeds it as an object).
+pub(crate) struct ReportJson<'a>(pub &'a ConfigDriftReport);
+
+impl std::fmt::Display for ReportJson<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0.to_json_line())
+    }
+}
+
+/// Emits one GOV record to both sinks from one field list: the OTel record
+/// (the fields as attributes, the report as its body) and the `tracing` event
+/// (the same fields, the report as JSON under `report`, `message` the user
+/// message). Each value is evaluated once.
+macro_rules! gov_record {
+    ($t:expr, $level:ident, $code:expr, $report:expr, $message:expr,
+     { $($name:ident = $value:expr),* $(,)? }) => {{
+        let code: ReasonCode = $code;
+        let report: &ConfigDriftReport = $report;
+        let message: &'static str = $message;
+        let reason_code = code.as_str();
+        let user_message = message;
+        $(let $name = $value;)*
+        let mut attributes: Vec<(&'static str, AnyValue)> = Vec::new();
+        for (key, value) in [
+            ("reason_code", Attribute::attribute(&reason_code)),
+            ("user_message", Attribute::attribute(&user_message)),
+            $((stringify!($name), Attribute::attribute(&$name)),)*
+        ] {
+            if let Some(value) = value {
+                attributes.push((key, value));
+            }
+        }
+        $t.logs().emit(
+            reason_code,
+            severity_of(tracing::Level::$level),
+            Some(report_body(report)),
+            attributes,
+        );
+        tracing::event!(
+            target: GOV_TARGET,
+            tracing::Level::$level,
+            reason_code,
+            user_message,
+            $($name,)*
+            report = %ReportJson(report),
+            "{message}"
+        );
+    }};
+}
+
+fn severity_of(level: tracing::Level) -> Severity {
+    match level {
+        tracing::Level::ERROR => Severity::Error,
+        tracing::Level::WARN => Severity::Warn,
+        tracing::Level::INFO => Severity::Info,
+        tracing::Level::DEBUG => Severity::Debug,
+        tracing::Level::TRACE => Severity::Trace,
+    }
+}
+
+fn slug(report: &ConfigDriftReport) -> &str {
+    report.bot_slug.as_deref().unwrap_or("")
 }
 
 /// `GOV_CONFIG_DRIFT_DETECTED`: every check while a bot is in drift.
@@ -159,31 +253,14 @@ pub struct DriftDetected<'a> {
 
 impl DriftDetected<'_> {
     pub fn emit(&self, t: &Telemetry) {
-        let code = ReasonCode::GovConfigDriftDetected;
-        let mut attrs = gov_attributes(code, self.report, self.severity_class, DETECTED_MESSAGE);
-        attrs.push((
-            "drifts_count",
-            AnyValue::Int(self.report.drifts.len() as i64),
-        ));
-        if let Some(ep) = &self.report.episode_id {
-            attrs.push(("episode_id", s(ep.clone())));
-        }
-        t.logs().emit(
-            code.as_str(),
-            Severity::Warn,
-            Some(report_body(self.report)),
-            attrs,
-        );
-        tracing::warn!(
-            target: GOV_TARGET,
-            reason_code = code.as_str(),
-            bot_slug = slug(self.report),
+        let r = self.report;
+        gov_record!(t, WARN, ReasonCode::GovConfigDriftDetected, r, DETECTED_MESSAGE, {
+            bot_slug = slug(r),
             severity_class = self.severity_class.as_str(),
-            drifts_count = self.report.drifts.len(),
-            fields_drifted = %field_list(self.report),
-            episode_id = self.report.episode_id.as_deref().unwrap_or(""),
-            "{DETECTED_MESSAGE}"
-        );
+            drifts_count = r.drifts.len() as i64,
+            fields_drifted = field_list(r),
+            episode_id = r.episode_id.as_deref(),
+        });
     }
 }
 
@@ -195,25 +272,15 @@ pub struct DriftUnknown<'a> {
 
 impl DriftUnknown<'_> {
     pub fn emit(&self, t: &Telemetry) {
-        let code = ReasonCode::GovConfigDriftUnknown;
-        let mut attrs = gov_attributes(code, self.report, SeverityClass::P3, UNKNOWN_MESSAGE);
-        let reason = self.report.unknown_reason.map(|r| r.as_str()).unwrap_or("");
-        attrs.push(("unknown_reason", s(reason)));
-        t.logs().emit(
-            code.as_str(),
-            Severity::Warn,
-            Some(report_body(self.report)),
-            attrs,
-        );
-        tracing::warn!(
-            target: GOV_TARGET,
-            reason_code = code.as_str(),
-            bot_slug = slug(self.report),
+        let r = self.report;
+        gov_record!(t, WARN, ReasonCode::GovConfigDriftUnknown, r, UNKNOWN_MESSAGE, {
+            bot_slug = slug(r),
             severity_class = SeverityClass::P3.as_str(),
-            unknown_reason = reason,
-            detail = self.report.detail.as_deref().unwrap_or(""),
-            "{UNKNOWN_MESSAGE}"
-        );
+            unknown_reason = r.unknown_reason.map(|u| u.as_str()),
+            detail = r.detail.as_deref(),
+            drifts_count = r.drifts.len() as i64,
+            episode_id = r.episode_id.as_deref(),
+        });
     }
 }
 
@@ -231,38 +298,24 @@ pub struct DriftResolved<'a> {
 
 impl DriftResolved<'_> {
     pub fn emit(&self, t: &Telemetry) {
-        let code = ReasonCode::GovConfigDriftResolved;
-        let mut attrs = gov_attributes(code, self.report, SeverityClass::P3, RESOLVED_MESSAGE);
-        attrs.push(("episode_id", s(self.episode_id.to_string())));
-        attrs.push((
-            "resolution_minutes",
-            AnyValue::Double(self.resolution_minutes),
-        ));
-        attrs.push(("resolved_by", s(self.resolved_by.as_str())));
-        if let Some(c) = self.commit {
-            attrs.push(("commit_sha", s(c.sha.clone())));
-            attrs.push(("commit_author", s(c.author.clone())));
-            attrs.push(("commit_summary", s(c.summary.clone())));
-        }
-        t.logs().emit(
-            code.as_str(),
-            Severity::Info,
-            Some(report_body(self.report)),
-            attrs,
-        );
-        t.metrics()
-            .record_resolution(slug(self.report), self.resolution_minutes);
-        tracing::info!(
-            target: GOV_TARGET,
-            reason_code = code.as_str(),
-            bot_slug = slug(self.report),
+        let r = self.report;
+        let message = if self.resolved_by == ResolvedBy::Cleared {
+            CLEARED_MESSAGE
+        } else {
+            RESOLVED_MESSAGE
+        };
+        gov_record!(t, INFO, ReasonCode::GovConfigDriftResolved, r, message, {
+            bot_slug = slug(r),
             severity_class = SeverityClass::P3.as_str(),
             episode_id = self.episode_id,
             resolution_minutes = self.resolution_minutes,
             resolved_by = self.resolved_by.as_str(),
-            commit_sha = self.commit.map(|c| c.sha.as_str()).unwrap_or(""),
-            "{RESOLVED_MESSAGE}"
-        );
+            commit_sha = self.commit.map(|c| c.sha.as_str()),
+            commit_author = self.commit.map(|c| c.author.as_str()),
+            commit_summary = self.commit.map(|c| c.summary.as_str()),
+        });
+        t.metrics()
+            .record_resolution(slug(r), self.resolution_minutes);
     }
 }
 
@@ -280,31 +333,16 @@ pub struct DriftAcknowledged<'a> {
 
 impl DriftAcknowledged<'_> {
     pub fn emit(&self, t: &Telemetry) {
-        let code = ReasonCode::GovConfigDriftAck;
-        let mut attrs = gov_attributes(code, self.report, SeverityClass::P3, ACK_MESSAGE);
-        attrs.push(("ack_id", s(self.ack_id.to_string())));
-        attrs.push(("requested_by", s(self.requested_by.to_string())));
-        attrs.push(("approved_by", s(self.approved_by.to_string())));
-        attrs.push(("ack_reason", s(self.reason.to_string())));
-        attrs.push(("expires_at_ms", AnyValue::Int(self.expires_at_ms)));
-        t.logs().emit(
-            code.as_str(),
-            Severity::Info,
-            Some(report_body(self.report)),
-            attrs,
-        );
-        tracing::info!(
-            target: GOV_TARGET,
-            reason_code = code.as_str(),
-            bot_slug = slug(self.report),
+        let r = self.report;
+        gov_record!(t, INFO, ReasonCode::GovConfigDriftAck, r, ACK_MESSAGE, {
+            bot_slug = slug(r),
             severity_class = SeverityClass::P3.as_str(),
             ack_id = self.ack_id,
             requested_by = self.requested_by,
             approved_by = self.approved_by,
             ack_reason = self.reason,
             expires_at_ms = self.expires_at_ms,
-            "{ACK_MESSAGE}"
-        );
+        });
     }
 }
 

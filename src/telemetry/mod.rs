@@ -17,6 +17,7 @@ pub mod batch;
 pub mod bridge;
 pub mod events;
 pub mod export;
+pub mod json_log;
 pub mod metrics;
 pub mod spans;
 
@@ -352,7 +353,7 @@ pub fn init_logging(format: LogFormat) -> Result<(), TelemetryError> {
                 .boxed()
         }
         LogFormat::Json => tracing_subscriber::fmt::layer()
-            .json()
+            .event_format(json_log::JsonLines)
             .with_writer(std::io::stderr)
             .boxed(),
     };
