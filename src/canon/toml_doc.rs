@@ -107,7 +107,7 @@ fn convert(text: &str, v: &Spanned<DeValue<'_>>, depth: usize) -> Result<Value, 
                 .map(Value::Number)
                 .map_err(|e| ParseError::from_number(at, raw, e))
         }
-        DeValue::Datetime(d) => Ok(Value::String(rfc3339(d))),
+        DeValue::Datetime(d) => Ok(Value::String(rfc3339(d, text.get(v.span())))),
         DeValue::Array(items) => {
             if depth + 1 > MAX_DEPTH {
                 return Err(ParseError::TooDeep { at });
@@ -122,13 +122,29 @@ fn convert(text: &str, v: &Spanned<DeValue<'_>>, depth: usize) -> Result<Value, 
     }
 }
 
-/// TOML 1.1 lets a time omit its seconds (`07:32`); RFC 3339 does not.
-fn rfc3339(d: &Datetime) -> String {
-    let mut d = *d;
-    if let Some(time) = d.time.as_mut() {
-        time.second.get_or_insert(0);
+/// The datetime as written, so a bot echoing the committed text does not drift
+/// (the crate's own rendering drops trailing fractional zeros: `.000Z` → `.0Z`).
+/// Two things are normalised towards RFC 3339: the space TOML allows between
+/// date and time becomes `T`, and a time without seconds (TOML 1.1's `07:32`)
+/// gets `:00`.
+fn rfc3339(d: &Datetime, written: Option<&str>) -> String {
+    let Some(written) = written.map(str::trim).filter(|w| w.is_ascii()) else {
+        let mut d = *d;
+        if let Some(time) = d.time.as_mut() {
+            time.second.get_or_insert(0);
+        }
+        return d.to_string();
+    };
+    let mut out = written.to_owned();
+    // `YYYY-MM-DD` and the separator come before the time when there is a date.
+    let time_start = if d.date.is_some() { 11 } else { 0 };
+    if d.date.is_some() && d.time.is_some() && out.as_bytes().get(10) == Some(&b' ') {
+        out.replace_range(10..11, "T");
     }
-    d.to_string()
+    if d.time.is_some_and(|t| t.second.is_none()) && out.len() >= time_start + 5 {
+        out.insert_str(time_start + 5, ":00");
+    }
+    out
 }
 
 #[cfg(test)]
@@ -237,11 +253,35 @@ mod tests {
             other => panic!("{k} is {other:?}"),
         };
         assert_eq!(text("odt"), "1979-05-27T07:32:00Z");
-        assert_eq!(text("space"), "1979-05-27T07:32:00.5+01:00");
+        assert_eq!(text("space"), "1979-05-27T07:32:00.500+01:00");
         assert_eq!(text("ldt"), "1979-05-27T07:32:00");
         assert_eq!(text("ld"), "1979-05-27");
         assert_eq!(text("lt"), "07:32:00.999");
         assert_eq!(text("short"), "07:32:00");
+    }
+
+    #[test]
+    fn datetimes_keep_their_written_fraction_and_offset() {
+        let v = toml(
+            "a = 2026-01-01T00:00:00.000Z
+b = 2026-01-01T00:00:00.500Z # comment
+             c = [2026-01-01 00:00:00.120-05:00, 2026-01-01T10:20Z]
+d = { e = 1979-05-27t07:32:00z }
+",
+        )
+        .unwrap();
+        let text = |v: &Value| match v {
+            Value::String(s) => s.clone(),
+            other => panic!("{other:?} is not text"),
+        };
+        assert_eq!(text(get(&v, "a")), "2026-01-01T00:00:00.000Z");
+        assert_eq!(text(get(&v, "b")), "2026-01-01T00:00:00.500Z");
+        let Value::Array(c) = get(&v, "c") else {
+            panic!("c is not an array")
+        };
+        assert_eq!(text(&c[0]), "2026-01-01T00:00:00.120-05:00");
+        assert_eq!(text(&c[1]), "2026-01-01T10:20:00Z");
+        assert_eq!(text(get(get(&v, "d"), "e")), "1979-05-27t07:32:00z");
     }
 
     #[test]

@@ -11,8 +11,10 @@
 //!   has key `"1"`, `true: x` has `"true"`, `~: x` has `"~"`, `null: x` has
 //!   `"null"`, and an empty key has `""`. So `1` and `"1"` as keys collide.
 //! - `<<` is a merge key only as a plain untagged scalar; `"<<"` is an ordinary key.
-//! - The non-specific tag `!` and `!!binary`, `!!timestamp`, `!!set`, … are not core
-//!   tags and are refused.
+//! - The non-specific tag `!` makes a scalar a string (`a: ! 12` is `"12"`) and
+//!   leaves a mapping or sequence as it is, as YAML 1.2 resolves it.
+//! - `!!binary`, `!!timestamp`, `!!set`, local tags (`!foo`), … are not core tags
+//!   and are refused.
 //! - Signed `.inf` and the `.nan` forms are refused; `-.nan`, which the core schema
 //!   does not list, is the string it looks like.
 
@@ -289,7 +291,9 @@ impl Builder {
         if let Some(tag) = tag {
             let matches = matches!(
                 (core_tag(tag, at)?, kind),
-                (CoreTag::Map, Kind::Mapping) | (CoreTag::Sequence, Kind::Sequence)
+                (CoreTag::Map, Kind::Mapping)
+                    | (CoreTag::Sequence, Kind::Sequence)
+                    | (CoreTag::NonSpecific, _)
             );
             if !matches {
                 return Err(tag_mismatch(tag_name(tag), kind.name(), at));
@@ -471,6 +475,8 @@ enum CoreTag {
     Null,
     Map,
     Sequence,
+    /// `!`: a string for a scalar, the node's own kind otherwise.
+    NonSpecific,
 }
 
 fn tag_name(tag: &Tag) -> &'static str {
@@ -489,6 +495,9 @@ fn tag_name(tag: &Tag) -> &'static str {
 /// The core tag `tag` names, whether written `!!int` or `!<tag:yaml.org,2002:int>`.
 fn core_tag(tag: &Tag, at: Position) -> Result<CoreTag, ParseError> {
     let full = format!("{}{}", tag.handle, tag.suffix);
+    if full == "!" {
+        return Ok(CoreTag::NonSpecific);
+    }
     let core = match full.strip_prefix(CORE_PREFIX) {
         Some("str") => CoreTag::Str,
         Some("int") => CoreTag::Int,
@@ -537,7 +546,7 @@ fn resolve_scalar(
     };
     let mismatch = || tag_mismatch(tag_name(tag), text, at);
     match core_tag(tag, at)? {
-        CoreTag::Str => Ok(Value::String(text.to_owned())),
+        CoreTag::Str | CoreTag::NonSpecific => Ok(Value::String(text.to_owned())),
         CoreTag::Null if is_null(text) => Ok(Value::Null),
         CoreTag::Bool => parse_bool(text).map(Value::Bool).ok_or_else(mismatch),
         CoreTag::Int => parse_int(text, at).unwrap_or_else(|| Err(mismatch())),
@@ -826,6 +835,16 @@ mod tests {
     }
 
     #[test]
+    fn the_non_specific_tag_makes_a_scalar_a_string() {
+        let v = yaml("a: ! 12\nb: ! true\nc: ! {x: 1}\nd: ! [1]\n! 7: k\n").unwrap();
+        assert_eq!(get(&v, "a"), &s("12"));
+        assert_eq!(get(&v, "b"), &s("true"));
+        assert_eq!(get(get(&v, "c"), "x"), &num("1"));
+        assert_eq!(get(&v, "d"), &Value::Array(vec![num("1")]));
+        assert_eq!(get(&v, "7"), &s("k"));
+    }
+
+    #[test]
     fn core_tags_are_honoured_and_others_refused() {
         let v = yaml(
             "a: !!str 12\nb: !!int \"12\"\nc: !!float 3\nd: !!bool 'true'\ne: !!null ''\nf: !!map {x: 1}\ng: !!seq [1]\nh: !<tag:yaml.org,2002:int> 5\n",
@@ -843,7 +862,6 @@ mod tests {
             "a: !!binary aGVsbG8=",
             "a: !!timestamp 2001-12-14",
             "a: !!set {x: null}",
-            "a: ! x",
             "a: !!python/object x",
         ] {
             assert!(
