@@ -166,6 +166,15 @@ pub enum Side {
     Committed,
 }
 
+impl Side {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Side::Running => "running",
+            Side::Committed => "committed",
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct SchemaError {
     pub side: Side,

@@ -632,6 +632,14 @@ fn clear_ends_the_episode_as_cleared_and_a_lasting_drift_starts_a_new_one() {
     let resolved = agent.wait_gov("GOV_CONFIG_DRIFT_RESOLVED", Some("alpha"), SOON, |_| true);
     assert_eq!(field(&resolved, "resolved_by"), Some("cleared"));
     assert_eq!(field(&resolved, "episode_id"), Some(episode.as_str()));
+    // A clear says what it is, not "matches again", and names no commit.
+    let message = field(&resolved, "user_message").expect("user_message");
+    assert!(
+        message.contains("cleared") && !message.contains("matches the version on file again"),
+        "{message}"
+    );
+    assert_eq!(field(&resolved, "message"), Some(message));
+    assert!(resolved["fields"].get("commit_sha").is_none(), "{resolved}");
 
     // The drift is still there: the next check starts a new episode.
     let anew = agent.wait_gov("GOV_CONFIG_DRIFT_DETECTED", Some("alpha"), SOON, |r| {
@@ -848,6 +856,78 @@ fn audit_chain_verifies_and_one_flipped_byte_in_a_copy_names_that_entry() {
     // The original is untouched.
     let again = cli(&["audit", "verify", "--config", config_arg], None, dir);
     assert_eq!(again.status.code(), Some(0));
+}
+
+/// Every file under `dir` with its bytes, for "left exactly as it was".
+fn files_of(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("read dir") {
+        let entry = entry.expect("entry");
+        if entry.file_type().expect("type").is_dir() {
+            out.extend(files_of(&entry.path()));
+        } else {
+            out.push((entry.path(), std::fs::read(entry.path()).expect("read")));
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn a_damaged_log_is_named_and_no_command_changes_the_database() {
+    let fleet = Fleet::new(&["alpha"]);
+    let config = admin_config(&fleet, &["alpha"], (100, 100));
+    let dir = fleet.dir.path();
+    let mut agent = fleet.start(&config, "60s");
+    let reason = "window-7f3a9c-for-the-damage-test";
+    let body = format!(r#"{{"reason":"{reason}"}}"#);
+    assert_eq!(
+        post(&agent, "/api/v1/pause", Some(ADMIN), &body).status,
+        200
+    );
+    assert_eq!(post(&agent, "/api/v1/check", Some(OLGA), "").status, 200);
+    assert_eq!(post(&agent, "/api/v1/resume", Some(ADMIN), "").status, 200);
+    assert_eq!(audit_entries(&agent, "-1h").len(), 3);
+    assert!(agent.terminate(SOON).success());
+
+    // One flipped byte inside the newest write holding the pause's audit entry.
+    let log = fleet.state_db().join("db");
+    let mut bytes = std::fs::read(&log).expect("the log");
+    let at = bytes
+        .windows(reason.len())
+        .rposition(|w| w == reason.as_bytes())
+        .expect("the reason is in the log");
+    bytes[at + 3] ^= 0x01;
+    std::fs::write(&log, &bytes).expect("damaged");
+    let before = files_of(&fleet.state_db());
+    assert!(!before.is_empty());
+
+    let config_arg = config.to_str().expect("utf-8 path");
+    let verify = cli(&["audit", "verify", "--config", config_arg], None, dir);
+    let shown = format!("{}{}", stdout(&verify), stderr(&verify));
+    assert_eq!(verify.status.code(), Some(2), "{shown}");
+    assert!(stdout(&verify).starts_with("audit chain broken"), "{shown}");
+    assert!(stdout(&verify).contains("damaged at byte"), "{shown}");
+    assert_eq!(stdout(&verify).trim().lines().count(), 1, "{shown}");
+    assert!(
+        files_of(&fleet.state_db()) == before,
+        "audit verify changed the database"
+    );
+
+    for _ in 0..2 {
+        let mut refused = AgentProcess::spawn(&config, fleet.addr, &[], &[]);
+        let status = refused.wait_exit(SOON);
+        assert_eq!(status.code(), Some(1), "{}", refused.log_text());
+        let log = refused.log_text();
+        assert!(
+            log.contains("is corrupt") && log.contains("damaged at byte"),
+            "{log}"
+        );
+        assert!(
+            files_of(&fleet.state_db()) == before,
+            "run changed the database it refused:\n{log}"
+        );
+    }
 }
 
 fn copy_dir(from: &Path, to: &Path) {

@@ -159,7 +159,10 @@ fn latch_survives_sigkill_and_resolves_once_by_commit_then_by_revert() {
         Some(second_episode.as_str())
     );
     assert_eq!(field(&reverted, "resolved_by"), Some("revert"));
-    assert_eq!(field(&reverted, "commit_sha"), Some(""));
+    assert!(
+        reverted["fields"].get("commit_sha").is_none(),
+        "a revert names no commit: {reverted}"
+    );
 }
 
 /// `since_ts_ms` of the latched `limit` field, read from the state database
@@ -538,6 +541,128 @@ fn registry_file_is_reread_before_each_check_and_an_empty_one_is_refused() {
 }
 
 #[test]
+fn a_registry_fixed_after_a_refused_sighup_is_taken_at_the_next_check() {
+    let fleet = Fleet::new(&["alpha", "beta"]);
+    let registry = fleet.dir.path().join("registry.toml");
+    let entry = |s: &str| {
+        format!(
+            "[[bots]]\nslug = {s:?}\nruntime = {:?}\n\n",
+            fleet.bots.url(&format!("/{s}"))
+        )
+    };
+    std::fs::write(&registry, entry("alpha")).expect("registry");
+    let config = fleet.write_config("registry_file = \"registry.toml\"", "", "");
+    let agent = fleet.start(&config, "1s");
+    agent.wait_series("drift_config_last_reload_successful", 1.0, SOON);
+    agent.wait_series("drift_registry_bots", 1.0, SOON);
+
+    // A config change and a broken registry in one SIGHUP: refused.
+    fleet.write_config(
+        "mode = \"advisory\"\nregistry_file = \"registry.toml\"",
+        "",
+        "",
+    );
+    std::fs::write(&registry, "[[bots]]\nslug = ").expect("registry");
+    agent.signal(libc::SIGHUP);
+    agent.wait_series("drift_config_last_reload_successful", 0.0, SOON);
+    let info = |mode: &str| {
+        format!(
+            r#"drift_detector_info{{branch="main",mode="{mode}",shard="1/1",version="{}"}}"#,
+            env!("CARGO_PKG_VERSION")
+        )
+    };
+    assert_eq!(agent.series(&info("shadow")), Some(1.0));
+    agent.wait_checks(1, SOON);
+    assert_eq!(
+        agent.series("drift_config_last_reload_successful"),
+        Some(0.0)
+    );
+
+    // The registry is fixed, with no second SIGHUP: the next check takes the
+    // whole reload, and the gauge says so.
+    std::fs::write(&registry, entry("alpha") + &entry("beta")).expect("registry");
+    agent.wait_series("drift_config_last_reload_successful", 1.0, SOON);
+    agent.wait_series("drift_registry_bots", 2.0, SOON);
+    agent.wait_series(&info("advisory"), 1.0, SOON);
+    agent.wait_series(r#"bots_in_drift{bot_id="beta"}"#, 0.0, SOON);
+}
+
+#[test]
+fn a_check_with_another_repository_never_repoints_the_agents_clone() {
+    let fleet = Fleet::new(&["alpha"]);
+    let config = fleet.config(&["alpha"], "", "");
+    let agent = fleet.start(&config, "1s");
+    fleet.edit("alpha", &with_limit(12));
+    let detected = agent.wait_gov("GOV_CONFIG_DRIFT_DETECTED", Some("alpha"), SOON, |_| true);
+    let episode = field(&detected, "episode_id").expect("episode").to_owned();
+    let commit = fleet.repo.head();
+
+    // A staging config in the same folder, the same checkout_dir by default,
+    // another repository whose committed config equals the running one.
+    let staging = support::repo::FixtureRepo::new();
+    staging.write("bots/alpha.json", &with_limit(12));
+    staging.commit("staging configs");
+    let text = std::fs::read_to_string(&config).expect("config");
+    let prod_url = format!("{:?}", fleet.repo.path().display().to_string());
+    let staging_url = format!("{:?}", staging.path().display().to_string());
+    assert!(text.contains(&prod_url));
+    let staging_config = fleet.dir.path().join("staging.toml");
+    std::fs::write(&staging_config, text.replace(&prod_url, &staging_url)).expect("staging");
+
+    let out = support::run(
+        &["check", "--config", staging_config.to_str().expect("utf-8")],
+        fleet.dir.path(),
+    );
+    let err = support::stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "one sentence: {err}");
+    assert!(
+        err.contains(&fleet.repo.path().display().to_string())
+            && err.contains(&staging.path().display().to_string())
+            && err.contains("checkout_dir"),
+        "{err}"
+    );
+    let clone = git2::Repository::open(fleet.dir.path().join("state/repo")).expect("the clone");
+    assert_eq!(
+        clone.find_remote("origin").expect("origin").url(),
+        Ok(fleet.repo.path().display().to_string().as_str())
+    );
+    let record = std::fs::read_to_string(
+        fleet
+            .dir
+            .path()
+            .join("state/repo/config-drift-detector-fetch.json"),
+    )
+    .expect("the fetch record");
+    assert!(
+        record.contains(&fleet.repo.path().display().to_string()),
+        "{record}"
+    );
+    assert!(
+        !record.contains(&staging.path().display().to_string()),
+        "{record}"
+    );
+
+    // The agent goes on against its own repository: same episode, same commit.
+    agent.wait_checks(2, SOON);
+    let latest = agent
+        .gov("GOV_CONFIG_DRIFT_DETECTED", Some("alpha"))
+        .pop()
+        .expect("detected");
+    assert_eq!(field(&latest, "episode_id"), Some(episode.as_str()));
+    assert_eq!(
+        latest["fields"]["report"]["committed_commit"].as_str(),
+        Some(commit.as_str()),
+        "{latest}"
+    );
+    assert!(
+        agent
+            .gov("GOV_CONFIG_DRIFT_RESOLVED", Some("alpha"))
+            .is_empty()
+    );
+}
+
+#[test]
 fn mode_off_runs_no_checks_has_no_bot_series_and_is_healthy() {
     let fleet = Fleet::new(&["alpha"]);
     let config = fleet.config(&["alpha"], "mode = \"off\"", "");
@@ -691,4 +816,69 @@ fn stderr_logs_are_text_by_default_and_rust_log_filters_them() {
         !text.contains("Check completed."),
         "RUST_LOG=warn drops the per-check INFO record:\n{text}"
     );
+}
+
+/// A journald or log-shipper user gets what OTLP gets: the GOV records on
+/// stderr carry the whole report (values, `since`, `matches_commit`), the user
+/// message, and RESOLVED the resolving commit's author and summary; as an
+/// object in `--log-format json`, as JSON text in the text format.
+#[test]
+fn stderr_gov_records_carry_the_report_and_the_resolving_commit() {
+    let fleet = Fleet::new(&["alpha"]);
+    let config = fleet.config(&["alpha"], "", "");
+    fleet.edit("alpha", &with_limit(12));
+    let agent = fleet.start(&config, "1s");
+    let detected = agent.wait_gov("GOV_CONFIG_DRIFT_DETECTED", Some("alpha"), SOON, |_| true);
+    let fields = &detected["fields"];
+    assert_eq!(
+        fields["user_message"].as_str(),
+        Some(
+            "The running configuration of one of the system's safeties differs from the version on file. Operators must reconcile."
+        )
+    );
+    let report = &fields["report"];
+    assert_eq!(report["kind"], "ConfigDriftReport", "{detected}");
+    assert_eq!(report["bot_slug"], "alpha");
+    let drifts = report["drifts"].as_array().expect("drifts");
+    assert_eq!(drifts.len(), 1, "{report}");
+    assert_eq!(drifts[0]["field"], "limit");
+    assert_eq!(drifts[0]["running"], 12);
+    assert_eq!(drifts[0]["committed"], 10);
+    assert!(drifts[0]["since_ts_ms"].as_i64().is_some(), "{report}");
+    assert!(report["matches_commit"].is_object(), "{report}");
+    assert_eq!(report["episode_id"], fields["episode_id"]);
+
+    fleet.repo.write("bots/alpha.json", &with_limit(12));
+    let adopted = fleet.repo.commit("Adopt limit 12 for alpha");
+    let resolved = agent.wait_gov("GOV_CONFIG_DRIFT_RESOLVED", Some("alpha"), SOON, |_| true);
+    let fields = &resolved["fields"];
+    assert_eq!(field(&resolved, "commit_sha"), Some(adopted.as_str()));
+    assert!(
+        field(&resolved, "commit_author").is_some_and(|a| !a.is_empty()),
+        "{resolved}"
+    );
+    assert_eq!(
+        field(&resolved, "commit_summary"),
+        Some("Adopt limit 12 for alpha")
+    );
+    assert_eq!(fields["report"]["status"], "IN_SYNC", "{resolved}");
+
+    // The text format carries the same report, as one line of JSON.
+    drop(agent);
+    let mut text_agent = AgentProcess::spawn(&config, fleet.addr, &["--check-interval", "1s"], &[]);
+    fleet.edit("alpha", &with_limit(14));
+    let line = support::poll(SOON, "a text drift record", || {
+        text_agent
+            .log_text()
+            .lines()
+            .find(|l| l.contains(r#"reason_code="GOV_CONFIG_DRIFT_DETECTED""#))
+            .map(str::to_owned)
+    });
+    let json = line
+        .split_once("report=")
+        .map(|(_, r)| r)
+        .expect("a report field");
+    let report: serde_json::Value = serde_json::from_str(json).expect("the report is JSON");
+    assert_eq!(report["drifts"][0]["running"], 14, "{line}");
+    assert!(text_agent.terminate(SOON).success());
 }

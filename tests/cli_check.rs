@@ -588,3 +588,99 @@ fn an_outage_turns_stale_after_max_staleness() {
         "healthy again once the repo is back"
     );
 }
+
+#[test]
+fn a_parent_whose_children_are_all_ignored_is_in_sync() {
+    let f = fleet();
+    f.bots.set(
+        "/risk",
+        Reply::Json(
+            r#"{"intraday_drawdown_pct": 12, "venues": ["a", "b"], "runtime": {"started_at": "2026-12-01T00:00:00Z"}}"#
+                .into(),
+        ),
+    );
+    let cfg = f.config_with("ignore_fields = [\"runtime.started_at\"]", "", &[]);
+    let out = f.check_config(&cfg, &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        support::stdout(&out),
+        stderr(&out)
+    );
+    let reports = json_lines(&out);
+    assert_eq!(reports.len(), 2);
+    let r = by_slug(&reports, "risk.killswitch");
+    assert_eq!(r["status"], "IN_SYNC", "{r}");
+    assert_eq!(r["ignored"], 1);
+    // A parent that is really empty on one side is still a drift.
+    f.bots.set(
+        "/risk",
+        Reply::Json(r#"{"intraday_drawdown_pct": 12, "venues": ["a", "b"], "runtime": {}}"#.into()),
+    );
+    let out = f.check_config(&cfg, &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let reports = json_lines(&out);
+    assert_eq!(reports.len(), 2);
+    assert_eq!(
+        by_slug(&reports, "risk.killswitch")["drifts"][0]["field"],
+        "runtime"
+    );
+}
+
+#[test]
+fn the_table_shows_schema_errors() {
+    let f = fleet();
+    f.bots.set(
+        "/risk",
+        Reply::Json(r#"{"intraday_drawdown_pct": "12", "venues": ["a", "b"]}"#.into()),
+    );
+    let cfg = f.config(&[]);
+    let out = run(
+        &["check", "--config", cfg.to_str().expect("utf8")],
+        f.dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let text = support::stdout(&out);
+    let header = text
+        .lines()
+        .position(|l| l.starts_with("BOT") && l.contains("SCHEMA ERROR"))
+        .unwrap_or_else(|| panic!("no schema error table:\n{text}"));
+    let rows: Vec<&str> = text.lines().skip(header + 1).collect();
+    assert_eq!(rows.len(), 1, "{text}");
+    assert!(
+        rows[0].starts_with("risk.killswitch")
+            && rows[0].contains("running")
+            && rows[0].contains("intraday_drawdown_pct"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_local_repository_path_that_is_gone_is_named() {
+    let f = fleet();
+    let gone = f.dir.path().join("no-such-repo");
+    let text = std::fs::read_to_string(f.config(&[])).expect("config");
+    let cfg = f.dir.path().join("gone.toml");
+    std::fs::write(
+        &cfg,
+        text.replace(
+            &format!("{:?}", f.repo.path().display().to_string()),
+            &format!("{:?}", gone.display().to_string()),
+        ),
+    )
+    .expect("config");
+    let out = f.check_config(&cfg, &[]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let reports = json_lines(&out);
+    assert_eq!(reports.len(), 2);
+    for r in &reports {
+        assert_eq!(r["unknown_reason"], "repo_unreachable", "{r}");
+        let detail = r["detail"].as_str().expect("detail");
+        assert!(
+            detail.contains("does not exist") && detail.contains(&gone.display().to_string()),
+            "{detail}"
+        );
+        assert!(!detail.contains("unsupported URL protocol"), "{detail}");
+    }
+}

@@ -187,3 +187,88 @@ fn bad_input_is_one_sentence_and_exit_one() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("missing.json"));
 }
+
+#[test]
+fn a_parent_emptied_by_x_drift_ignore_is_no_drift_but_a_real_empty_one_is() {
+    let d = tempfile::tempdir().expect("tmp");
+    let s = write(
+        d.path(),
+        "s.json",
+        r#"{"properties": {"runtime": {"properties": {"started_at": {"x-drift-ignore": true}}}}}"#,
+    );
+    let run_json = write(
+        d.path(),
+        "run.json",
+        r#"{"a": 1, "runtime": {"started_at": "2026-12-01T00:00:00Z"}}"#,
+    );
+    let com = write(d.path(), "com.yaml", "a: 1\n");
+    let out = run(
+        &["diff", &run_json, &com, "--schema", &s, "--format", "json"],
+        d.path(),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        support::stdout(&out),
+        stderr(&out)
+    );
+    let reports = json_lines(&out);
+    assert_eq!(reports.len(), 1);
+    assert_eq!(reports[0]["status"], "IN_SYNC");
+    assert_eq!(reports[0]["ignored"], 1);
+    let empty = write(d.path(), "empty.json", r#"{"a": 1, "runtime": {}}"#);
+    let out = run(
+        &["diff", &empty, &com, "--schema", &s, "--format", "json"],
+        d.path(),
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(json_lines(&out)[0]["drifts"][0]["field"], "runtime");
+}
+
+#[test]
+fn toml_datetimes_keep_their_text_and_yaml_non_specific_tags_are_strings() {
+    let d = tempfile::tempdir().expect("tmp");
+    let a = write(
+        d.path(),
+        "run.json",
+        r#"{"at": "2026-01-01T00:00:00.000Z", "half": "2026-01-01T00:00:00.500Z", "n": "12"}"#,
+    );
+    let b = write(
+        d.path(),
+        "com.toml",
+        "at = 2026-01-01T00:00:00.000Z\nhalf = 2026-01-01T00:00:00.500Z\nn = \"12\"\n",
+    );
+    let y = write(
+        d.path(),
+        "com.yaml",
+        "at: \"2026-01-01T00:00:00.000Z\"\nhalf: \"2026-01-01T00:00:00.500Z\"\nn: ! 12\n",
+    );
+    for committed in [&b, &y] {
+        let out = run(&["diff", &a, committed, "--format", "json"], d.path());
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{committed}: {}{}",
+            support::stdout(&out),
+            stderr(&out)
+        );
+    }
+}
+
+#[test]
+fn a_tolerance_outside_the_configs_bound_is_refused() {
+    let d = tempfile::tempdir().expect("tmp");
+    let a = write(d.path(), "a.json", r#"{"x": 5}"#);
+    let b = write(d.path(), "b.json", r#"{"x": 1}"#);
+    for bad in ["1e9", "0.0011", "-0.5"] {
+        let out = run(&["diff", &a, &b, &format!("--tolerance={bad}")], d.path());
+        assert_eq!(out.status.code(), Some(1), "{bad}");
+        let err = stderr(&out);
+        assert!(
+            err.contains("--tolerance") && err.contains("0..=0.001"),
+            "{err}"
+        );
+        assert_eq!(err.trim().lines().count(), 1, "one sentence: {err}");
+    }
+}

@@ -67,6 +67,10 @@ pub struct Agent {
     /// Whether the latest re-read of the config file (SIGHUP) and of the registry
     /// file were accepted: `drift_config_last_reload_successful` shows both.
     reloads: Reloads,
+    /// A SIGHUP was refused only for its registry file: the registry is re-read
+    /// at every check anyway, so the whole reload is retried then, and a fixed
+    /// registry needs no second SIGHUP.
+    reload_pending: bool,
     /// The last finished check, for whoever watches (`subscribe`).
     views: watch::Sender<Option<Arc<CheckView>>>,
     /// Every bot's last report, for the admin API (also before the first check).
@@ -115,6 +119,7 @@ impl Agent {
                 config: true,
                 registry: true,
             },
+            reload_pending: false,
             reports: watch::Sender::new(reports),
             tokens,
             pause: None,
@@ -177,10 +182,12 @@ impl Agent {
                 for e in &errors {
                     tracing::error!(error = %e, "Config reload refused; the running config stays in force.");
                 }
+                self.reload_pending = errors.iter().all(|e| e.file != self.config_path);
                 self.record_reload(Reread::Config, false);
                 return false;
             }
         };
+        self.reload_pending = false;
         for w in &warnings {
             tracing::warn!("{w}");
         }
@@ -231,6 +238,10 @@ impl Agent {
     /// Before every check (§9): the registry file is read again. A registry
     /// that fails validation (zero bots included) keeps the previous one.
     fn reread_registry(&mut self) {
+        if self.reload_pending {
+            self.reload();
+            return;
+        }
         if self.config.registry_file.is_none() {
             return;
         }

@@ -25,9 +25,11 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(180);
 
 #[derive(Args, Debug, Clone)]
 pub struct ServerArgs {
-    /// The agent's address, e.g. http://127.0.0.1:9464 (`server.listen`).
+    /// The agent's address, e.g. http://127.0.0.1:9464 (`server.listen`). The bearer
+    /// token comes from CDD_TOKEN; an HTTPS agent with a private CA needs CDD_CA_FILE.
     #[arg(long, value_name = "URL", env = "CDD_SERVER")]
     pub server: String,
+    /// `table` for people, `json` (one object per line) for programs.
     #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
     pub format: ReportFormat,
 }
@@ -40,8 +42,11 @@ pub struct BotsArgs {
 
 #[derive(Args, Debug)]
 pub struct AckArgs {
+    /// The bot in DRIFT whose current drift the ack covers.
+    #[arg(value_name = "SLUG")]
     pub slug: String,
-    #[arg(long)]
+    /// Why the drift may stand until the next check (kept in the audit log).
+    #[arg(long, value_name = "TEXT")]
     pub reason: String,
     #[command(flatten)]
     pub server: ServerArgs,
@@ -49,6 +54,8 @@ pub struct AckArgs {
 
 #[derive(Args, Debug)]
 pub struct ApproveArgs {
+    /// The id `ack` printed; another identity than the requester must approve it.
+    #[arg(value_name = "ACK_ID")]
     pub ack_id: String,
     #[command(flatten)]
     pub server: ServerArgs,
@@ -56,8 +63,11 @@ pub struct ApproveArgs {
 
 #[derive(Args, Debug)]
 pub struct ClearArgs {
+    /// The bot whose drift episode ends as `cleared`.
+    #[arg(value_name = "SLUG")]
     pub slug: String,
-    #[arg(long)]
+    /// Why the latch is cleared (kept in the audit log).
+    #[arg(long, value_name = "TEXT")]
     pub reason: String,
     #[command(flatten)]
     pub server: ServerArgs,
@@ -65,7 +75,8 @@ pub struct ClearArgs {
 
 #[derive(Args, Debug)]
 pub struct PauseArgs {
-    #[arg(long)]
+    /// Why paging is paused (kept in the audit log).
+    #[arg(long, value_name = "TEXT")]
     pub reason: String,
     /// Ends the pause by itself after this long (`90s`, `15m`, `1h`, `30d`).
     #[arg(long = "for", value_name = "DUR")]

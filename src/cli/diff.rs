@@ -37,8 +37,10 @@ pub fn run(args: DiffArgs<'_>) -> anyhow::Result<u8> {
         Some(t) => {
             let d = Decimal::parse(t)
                 .map_err(|_| anyhow::anyhow!("--tolerance `{t}` is not a number"))?;
-            if d.is_negative() {
-                bail!("--tolerance `{t}` is negative");
+            // The config's bound (§3): a larger tolerance would hide real drifts.
+            let max = crate::config::max_tolerance();
+            if d.is_negative() || d > max {
+                bail!("--tolerance {t} is outside 0..={max}");
             }
             d
         }

@@ -27,7 +27,11 @@ pub mod exit {
 #[command(
     name = "config-drift-detector",
     version,
-    about = "Finds drift between live bots' running configs and the signed-off versions in Git."
+    about = "Finds drift between live bots' running configs and the signed-off versions in Git.",
+    after_help = "Start with `config-drift-detector demo`, then `validate --config FILE` and `run --config FILE`.\n\
+                  The admin clients (bots, ack, approve, clear, pause, resume, audit verify --server) read the\n\
+                  agent's address from --server or CDD_SERVER, the bearer token from CDD_TOKEN, and a private CA\n\
+                  for an HTTPS agent from CDD_CA_FILE."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -49,47 +53,84 @@ pub enum LogFormatArg {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// The agent: scheduler, state, telemetry, HTTP server.
+    #[command(
+        after_help = "Exit codes: 0 after SIGTERM/SIGINT and a clean shutdown, 1 on any startup error \
+                            (bad config, corrupt or locked state database, port in use).\n\
+                            SIGHUP re-reads the config file; RUST_LOG filters stderr (default info); \
+                            OTEL_EXPORTER_OTLP_ENDPOINT turns on OTLP export."
+    )]
     Run {
-        #[arg(long)]
+        /// The config file (TOML); relative paths in it resolve against its folder.
+        #[arg(long, value_name = "FILE")]
         config: PathBuf,
+        /// Overrides check_interval_minutes, e.g. `5s` for demos and tests (at least 1s;
+        /// logged as a warning).
         #[arg(long, value_name = "DUR")]
         check_interval: Option<String>,
+        /// Watch only the bots of shard K of N (jump consistent hash of the slug), so N
+        /// agents with one registry cover each bot once.
         #[arg(long, value_name = "K/N")]
         shard: Option<String>,
-        /// stderr logs: `text` for people, `json` for machines.
+        /// stderr logs: `text` for people, `json` for machines (one object per line).
         #[arg(long, value_enum, default_value_t = LogFormatArg::Text)]
         log_format: LogFormatArg,
     },
     /// One evaluation now: no state, no telemetry export.
+    #[command(
+        after_help = "Exit codes: 0 all IN_SYNC, 2 any DRIFT, 3 no DRIFT but some UNKNOWN, \
+                            1 usage or config error (also an unregistered --bot)."
+    )]
     Check {
-        #[arg(long)]
+        /// The config file (TOML); relative paths in it resolve against its folder.
+        #[arg(long, value_name = "FILE")]
         config: PathBuf,
+        /// Check only this bot (repeatable); it must be in the registry.
         #[arg(long = "bot", value_name = "SLUG")]
         bots: Vec<String>,
+        /// Check only the bots of shard K of N (jump consistent hash of the slug).
         #[arg(long, value_name = "K/N")]
         shard: Option<String>,
+        /// `table` (a row per drift) for people, `json` (one report per line) for programs.
         #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
         format: ReportFormat,
     },
     /// Compares two documents (files, `-` for stdin, or REV:PATH with --repo).
+    #[command(
+        after_help = "A is reported as running, B as committed. Formats by extension: .json .yaml .yml .toml.\n\
+                            Exit codes: 0 equal, 2 drift, 1 error."
+    )]
     Diff {
+        /// The running side: a file, `-` for standard input, or REV:PATH with --repo.
+        #[arg(value_name = "A")]
         a: String,
+        /// The committed side: a file, `-` for standard input, or REV:PATH with --repo.
+        #[arg(value_name = "B")]
         b: String,
-        #[arg(long)]
+        /// A JSON Schema to canonicalise both sides through (defaults, keyed arrays, sets,
+        /// ignored and secret fields); REV:PATH with --repo.
+        #[arg(long, value_name = "FILE")]
         schema: Option<String>,
-        #[arg(long)]
+        /// Numbers differ only when |A − B| exceeds this (0..=0.001, as in the config).
+        #[arg(long, value_name = "X")]
         tolerance: Option<String>,
-        #[arg(long)]
+        /// Read A, B and --schema written REV:PATH as Git blobs of this repository (a
+        /// local path or a Git URL), without checking anything out.
+        #[arg(long, value_name = "URL")]
         repo: Option<String>,
+        /// `table` for people, `json` (one report) for programs.
         #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
         format: ReportFormat,
     },
     /// Parses and checks the config, printing every warning.
+    #[command(
+        after_help = "Exit codes: 0 ok, 1 error. Every warning and every error is printed, each as one line."
+    )]
     Validate {
-        #[arg(long)]
+        /// The config file (TOML); relative paths in it resolve against its folder.
+        #[arg(long, value_name = "FILE")]
         config: PathBuf,
     },
-    /// A self-contained demonstration on loopback.
+    /// A self-contained demonstration on loopback (about 10 s; leaves nothing behind).
     Demo,
     /// Every bot's last report, from a running agent (admin API; viewer).
     Bots(admin::BotsArgs),
@@ -210,13 +251,13 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
 /// Loads and validates a config file, printing warnings and errors on stderr.
 /// `None` means it failed (the errors were printed).
 pub fn load_config(path: &Path) -> Option<crate::config::Config> {
-    match crate::config::load(path) {
-        Ok((config, warnings)) => {
-            for w in warnings {
-                eprintln!("warning: {w}");
-            }
-            Some(config)
-        }
+    let (config, warnings) = crate::config::load_reporting(path);
+    // Warnings too when there are errors: the operator fixes the file once.
+    for w in warnings {
+        eprintln!("warning: {w}");
+    }
+    match config {
+        Ok(config) => Some(config),
         Err(errors) => {
             for e in errors {
                 eprintln!("error: {e}");

@@ -100,6 +100,55 @@ pub fn render_table(reports: &[ConfigDriftReport], colour: bool) -> String {
     for (row, status) in &rows {
         push_row(&mut out, row, &widths, colour.then_some(*status));
     }
+    out.push_str(&render_schema_errors(reports));
+    out
+}
+
+/// Schema errors below the drift table, one row each: a committed file that
+/// violates its schema must not look clean. Empty when there are none.
+fn render_schema_errors(reports: &[ConfigDriftReport]) -> String {
+    let rows: Vec<[String; 4]> = reports
+        .iter()
+        .flat_map(|r| {
+            let bot = r.bot_slug.clone().unwrap_or_else(|| "-".into());
+            r.schema_errors.iter().map(move |e| {
+                let path = if e.path.is_empty() {
+                    "(root)".to_owned()
+                } else {
+                    e.path.clone()
+                };
+                [
+                    bot.clone(),
+                    e.side.as_str().to_owned(),
+                    path,
+                    e.message.clone(),
+                ]
+            })
+        })
+        .collect();
+    if rows.is_empty() {
+        return String::new();
+    }
+    let header = ["BOT", "SIDE", "PATH", "SCHEMA ERROR"].map(String::from);
+    let mut widths = header.clone().map(|h| h.chars().count());
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row).take(3) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::from("\n");
+    for row in std::iter::once(&header).chain(&rows) {
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            line.push_str(cell);
+            if i < 3 {
+                let pad = widths[i].saturating_sub(cell.chars().count());
+                line.extend(std::iter::repeat_n(' ', pad + 2));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
     out
 }
 
@@ -165,5 +214,31 @@ mod tests {
         assert!(lines[2].contains("(absent) → 1"));
         assert!(lines[3].starts_with("b ") && lines[3].contains("IN_SYNC"));
         assert!(!t.contains('\x1b'));
+    }
+
+    #[test]
+    fn schema_errors_are_listed_below_the_drifts() {
+        let mut a = ConfigDriftReport::new(Some("a".into()), 0);
+        a.schema_errors.push(crate::report::SchemaError {
+            side: crate::report::Side::Committed,
+            path: "limits.max_usd".into(),
+            message: "100 is greater than the maximum of 50".into(),
+        });
+        a.settle();
+        let t = render_table(&[a, ConfigDriftReport::new(Some("b".into()), 0)], false);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines.len(), 6, "{t}");
+        assert_eq!(lines[3], "");
+        assert!(
+            lines[4].starts_with("BOT") && lines[4].contains("SCHEMA ERROR"),
+            "{t}"
+        );
+        assert!(
+            lines[5].starts_with("a ")
+                && lines[5].contains("committed")
+                && lines[5].contains("limits.max_usd")
+                && lines[5].ends_with("100 is greater than the maximum of 50"),
+            "{t}"
+        );
     }
 }

@@ -138,7 +138,8 @@ fn load_env(
     path: &Path,
     vars: &HashMap<&'static str, &'static str>,
 ) -> Result<(Config, Vec<Warning>), Vec<ConfigError>> {
-    load_with_env(path, &|name| vars.get(name).map(OsString::from))
+    let (config, warnings) = load_with_env(path, &|name| vars.get(name).map(OsString::from));
+    config.map(|config| (config, warnings))
 }
 
 /// `MINIMAL` with `extra` lines added at the top level (before any table).

@@ -356,6 +356,13 @@ pub struct ConfigError {
 /// Reads and validates `path` (and its `registry_file`, if any). Reports every
 /// problem in one pass, so an operator fixes the file once.
 pub fn load(path: &Path) -> Result<(Config, Vec<Warning>), Vec<ConfigError>> {
+    let (config, warnings) = load_reporting(path);
+    config.map(|config| (config, warnings))
+}
+
+/// As `load`, but the warnings come back also when there are errors, so
+/// `validate` can print both.
+pub fn load_reporting(path: &Path) -> (Result<Config, Vec<ConfigError>>, Vec<Warning>) {
     load_with_env(path, &|name| std::env::var_os(name))
 }
 
@@ -369,14 +376,21 @@ pub fn load_registry(config: &Config) -> Result<Vec<Bot>, Vec<ConfigError>> {
 fn load_with_env(
     path: &Path,
     env: build::Env<'_>,
-) -> Result<(Config, Vec<Warning>), Vec<ConfigError>> {
-    let text = read(path)?;
-    let (raw, structure) = raw::parse_config(&text).map_err(|e| {
-        vec![ConfigError {
-            file: path.to_path_buf(),
-            message: e.to_string(),
-        }]
-    })?;
+) -> (Result<Config, Vec<ConfigError>>, Vec<Warning>) {
+    let text = match read(path) {
+        Ok(text) => text,
+        Err(errors) => return (Err(errors), Vec::new()),
+    };
+    let (raw, structure) = match raw::parse_config(&text) {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            let error = ConfigError {
+                file: path.to_path_buf(),
+                message: e.to_string(),
+            };
+            return (Err(vec![error]), Vec::new());
+        }
+    };
     let mut errors: Vec<ConfigError> = structure
         .problems
         .into_iter()
@@ -408,9 +422,9 @@ fn load_with_env(
         }
     }
     if errors.is_empty() {
-        Ok((config, warnings))
+        (Ok(config), warnings)
     } else {
-        Err(errors)
+        (Err(errors), warnings)
     }
 }
 
