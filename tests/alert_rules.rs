@@ -3,7 +3,10 @@
 //! unit tests under `alerts/tests/` (promtool from `.ci/install-tools` or PATH; a
 //! missing promtool skips those two outside CI and fails them under `CI=true`),
 //! and, without any tool, the rules' shape: names, labels, annotations, runbook
-//! anchors, contract metric names, and which scenarios the unit tests cover.
+//! anchors, contract metric names (directly or through the file's recording
+//! rules, `config_drift:<metric>:<operation>`, each written before it is read),
+//! the per-bot alerts reading only the last known state so a restart or a
+//! failed scrape resolves nothing, and which scenarios the unit tests cover.
 
 mod support;
 
@@ -36,11 +39,11 @@ fn yaml(path: &Path) -> Value {
         .to_serde_json()
 }
 
-/// The alerting rules, in file order.
-fn alerts() -> Vec<Value> {
+/// Every rule (recording and alerting) of every group, in file order.
+fn all_rules() -> Vec<Value> {
     let doc = yaml(&rules_path());
     let groups = doc["groups"].as_array().expect("`groups` is a list");
-    let alerts: Vec<Value> = groups
+    groups
         .iter()
         .flat_map(|g| {
             g["rules"]
@@ -48,10 +51,61 @@ fn alerts() -> Vec<Value> {
                 .expect("each group has `rules`")
                 .clone()
         })
+        .collect()
+}
+
+/// The alerting rules, in file order.
+fn alerts() -> Vec<Value> {
+    let alerts: Vec<Value> = all_rules()
+        .into_iter()
         .filter(|r| r.get("alert").is_some())
         .collect();
     assert!(!alerts.is_empty(), "the rules file has no alert");
     alerts
+}
+
+/// The recording rules: recorded name → expression, in file order.
+fn records() -> Vec<(String, String)> {
+    all_rules()
+        .into_iter()
+        .filter_map(|r| {
+            let name = r.get("record")?.as_str()?.to_string();
+            Some((name, text(&r, "expr").to_string()))
+        })
+        .collect()
+}
+
+/// The CONTRACT §11 metrics an expression reads, directly or through the
+/// recording rules it reads (followed to the metrics they read).
+fn contract_sources(expr: &str) -> BTreeSet<String> {
+    let records: BTreeMap<String, String> = records().into_iter().collect();
+    let mut seen = BTreeSet::new();
+    let mut todo: Vec<String> = promql::metric_names(expr).into_iter().collect();
+    let mut out = BTreeSet::new();
+    while let Some(name) = todo.pop() {
+        if !seen.insert(name.clone()) {
+            continue;
+        }
+        match records.get(&name) {
+            Some(e) => todo.extend(promql::metric_names(e)),
+            None => {
+                out.insert(name);
+            }
+        }
+    }
+    out
+}
+
+/// `metric` itself and every recorded name derived from it (a record whose
+/// expression reads it, directly or through other records).
+fn derived_names(metric: &str) -> BTreeSet<String> {
+    let mut names: BTreeSet<String> = [metric.to_string()].into();
+    for (name, expr) in records() {
+        if contract_sources(&expr).contains(metric) {
+            names.insert(name);
+        }
+    }
+    names
 }
 
 fn alert_name(rule: &Value) -> &str {
@@ -155,7 +209,7 @@ fn rules_file_passes_promtool_check_rules() {
     }
     let r = tools::promtool_check_rules(&rules_path()).expect("promtool runs");
     assert!(r.passed(), "{r}");
-    let expected = format!("SUCCESS: {} rules found", alerts().len());
+    let expected = format!("SUCCESS: {} rules found", all_rules().len());
     assert!(r.stdout.contains(&expected), "{r}");
 }
 
@@ -270,35 +324,165 @@ fn mass_drift_tells_the_on_call_to_check_the_branch_first() {
     );
 }
 
+/// The PromQL an alert runs: its expression, and the queries of its annotation
+/// templates (`printf "<promql>" …| query`).
+fn queries_of(rule: &Value) -> Vec<String> {
+    let mut queries = vec![text(rule, "expr").to_string()];
+    for (_, v) in rule["annotations"].as_object().expect("annotations") {
+        let v = v.as_str().unwrap_or("");
+        for piece in v.split("printf \"").skip(1) {
+            let mut q = String::new();
+            let mut chars = piece.chars();
+            while let Some(c) = chars.next() {
+                match c {
+                    '\\' => q.extend(chars.next()),
+                    '"' => break,
+                    c => q.push(c),
+                }
+            }
+            queries.push(q.replace("%q", "\"x\""));
+        }
+    }
+    queries
+}
+
 #[test]
 fn rules_read_only_contract_metrics() {
     for rule in alerts() {
         let name = alert_name(&rule);
-        let expr = text(&rule, "expr");
-        let mut queries = vec![expr.to_string()];
-        // Annotation templates may query too: `printf "<promql>" …| query`.
-        for (_, v) in rule["annotations"].as_object().expect("annotations") {
-            let v = v.as_str().unwrap_or("");
-            for piece in v.split("printf \"").skip(1) {
-                let mut q = String::new();
-                let mut chars = piece.chars();
-                while let Some(c) = chars.next() {
-                    match c {
-                        '\\' => q.extend(chars.next()),
-                        '"' => break,
-                        c => q.push(c),
-                    }
-                }
-                queries.push(q.replace("%q", "\"x\""));
-            }
-        }
+        let queries = queries_of(&rule);
+        let recorded: BTreeSet<String> = records().into_iter().map(|(n, _)| n).collect();
         for q in &queries {
             let names = promql::metric_names(q);
             assert!(!names.is_empty(), "{name}: no metric found in {q}");
             for metric in names {
                 assert!(
+                    promql::contract_metric(&metric).is_some() || recorded.contains(&metric),
+                    "{name} reads {metric}, which is neither a CONTRACT §11 name nor recorded in the file"
+                );
+            }
+            for metric in contract_sources(q) {
+                assert!(
                     promql::contract_metric(&metric).is_some(),
-                    "{name} reads {metric}, which is not a CONTRACT §11 name"
+                    "{name} reads {metric} (through a record), which is not a CONTRACT §11 name"
+                );
+            }
+        }
+    }
+}
+
+/// Recording rules are named `config_drift:<metric>:<operation>` after the one
+/// contract metric they record, read only contract metrics and records defined
+/// before them, and come before every rule of their group that reads them
+/// (rules of a group run in order at one evaluation time: a record read before
+/// it is written would be one evaluation late, and a restart's first
+/// evaluation would see nothing).
+#[test]
+fn records_are_named_for_their_metric_and_precede_their_readers() {
+    let doc = yaml(&rules_path());
+    let mut defined: BTreeSet<String> = BTreeSet::new();
+    let mut recorded_anywhere = 0;
+    let all_records: BTreeSet<String> = records().into_iter().map(|(n, _)| n).collect();
+    for group in doc["groups"].as_array().expect("groups") {
+        let mut in_group: BTreeSet<String> = BTreeSet::new();
+        for rule in group["rules"].as_array().expect("rules") {
+            let reads = promql::metric_names(text(rule, "expr"));
+            for r in reads.iter().filter(|r| all_records.contains(*r)) {
+                assert!(
+                    in_group.contains(r),
+                    "{} reads {r} before its group records it",
+                    rule.get("alert")
+                        .or(rule.get("record"))
+                        .unwrap_or(&Value::Null)
+                );
+            }
+            let Some(name) = rule.get("record").and_then(Value::as_str) else {
+                continue;
+            };
+            recorded_anywhere += 1;
+            let parts: Vec<&str> = name.split(':').collect();
+            assert!(
+                parts.len() == 3 && parts[0] == "config_drift" && !parts[2].is_empty(),
+                "{name} is not config_drift:<metric>:<operation>"
+            );
+            assert!(
+                promql::contract_metric(parts[1]).is_some(),
+                "{name} does not name the contract metric it records"
+            );
+            assert_eq!(
+                contract_sources(text(rule, "expr")),
+                [parts[1].to_string()].into(),
+                "{name} must record {} and nothing else",
+                parts[1]
+            );
+            assert!(defined.insert(name.to_string()), "{name} is recorded twice");
+            in_group.insert(name.to_string());
+        }
+    }
+    assert!(recorded_anywhere > 0, "the rules file records nothing");
+}
+
+/// The per-bot alerts and the mass drift survive a restart or a failed scrape
+/// (every series of the agent stale for a while): each series they depend on
+/// is read as its last known state, the `config_drift:<metric>:last_known`
+/// record, never as a bare gauge that a gap empties. The only bare reads are
+/// ConfigDriftUnknown's reconstruction of a spell's start from the history of
+/// `bots_in_unknown` (a subquery over 75m, which a gap does not empty).
+#[test]
+fn per_bot_alerts_read_the_last_known_state_so_a_gap_resolves_nothing() {
+    let last_known: BTreeMap<String, String> = records()
+        .into_iter()
+        .filter(|(n, _)| n.ends_with(":last_known"))
+        .collect();
+    for metric in [
+        "bots_in_drift",
+        "drift_fields",
+        "drift_since_timestamp_seconds",
+        "bots_in_unknown",
+        "drift_detector_info",
+        "drift_detector_paused",
+        "drift_check_interval_seconds",
+    ] {
+        let name = format!("config_drift:{metric}:last_known");
+        let expr = last_known
+            .get(&name)
+            .unwrap_or_else(|| panic!("{name} is not recorded"));
+        assert!(
+            expr.contains(&format!("last_over_time({metric}[1d])")),
+            "{name} does not fall back to the last sample of the day (the agent keeps a removed bot's episode 24 h): {expr}"
+        );
+    }
+    let acks = last_known
+        .get("config_drift:drift_acknowledged:last_known")
+        .expect("acks are recorded");
+    assert!(
+        acks.contains("last_over_time(drift_acknowledged[1h])"),
+        "an ack never outlives one interval (≤ 60 min), so it is trusted for 1h: {acks}"
+    );
+    for rule in alerts() {
+        let name = alert_name(&rule);
+        if ![
+            "ConfigDriftDetected",
+            "ConfigDriftUnresolved",
+            "ConfigDriftUnknown",
+            "ConfigDriftMassDrift",
+        ]
+        .contains(&name)
+        {
+            continue;
+        }
+        assert!(
+            rule.get("keep_firing_for").is_none(),
+            "{name}: keep_firing_for would also hold back a real resolution"
+        );
+        for q in queries_of(&rule) {
+            for sel in promql::selectors(&q) {
+                let bare_history = name == "ConfigDriftUnknown" && sel.name == "bots_in_unknown";
+                assert!(
+                    sel.name.starts_with("config_drift:") || bare_history,
+                    "{name} reads the bare gauge {}, which a restart or a failed scrape empties: read config_drift:{}:last_known",
+                    sel.name,
+                    sel.name
                 );
             }
         }
@@ -338,17 +522,23 @@ fn durations_of_one_interval_come_from_the_interval_gauge() {
 
 #[test]
 fn every_alert_pages_only_through_the_mode_and_pause_gate() {
+    // The gate may be read through a record of the same series (its last known state).
+    let info = derived_names("drift_detector_info");
+    let paused = derived_names("drift_detector_paused");
     for rule in alerts() {
         let name = alert_name(&rule);
         let expr = text(&rule, "expr");
         assert!(
-            expr.contains("drift_detector_info{mode=~\"advisory|enforced\"}")
-                || expr.contains("drift_detector_info{mode=\"enforced\"}"),
+            info.iter().any(|n| {
+                expr.contains(&format!("{n}{{mode=~\"advisory|enforced\"}}"))
+                    || expr.contains(&format!("{n}{{mode=\"enforced\"}}"))
+            }),
             "{name} does not restrict itself to advisory/enforced detectors"
         );
         if name != "ConfigDriftDetectorPausedTooLong" {
+            let reads = promql::metric_names(expr);
             assert!(
-                expr.contains("drift_detector_paused"),
+                paused.iter().any(|p| reads.contains(p)),
                 "{name} does not stay quiet while the detector is paused"
             );
         }
@@ -361,7 +551,8 @@ fn every_alert_has_a_firing_case_a_not_yet_case_and_a_control_series() {
     for rule in alerts() {
         let name = alert_name(&rule);
         let expr = text(&rule, "expr");
-        let read = promql::metric_names(expr);
+        // Through the records it reads, down to the input series' metrics.
+        let read = contract_sources(expr);
         let (mut fires, mut not_yet, mut control) = (false, false, false);
         for (_, group) in &groups {
             let cases: Vec<&Value> = group["alert_rule_test"]
@@ -433,6 +624,14 @@ fn unit_tests_cover_modes_pause_ack_ha_and_two_intervals() {
         "30-minute interval",
         "5-minute interval",
         "advisory mode",
+        "clean restart",
+        "failed scrape",
+        "real resolution still resolves at once",
+        "removed from the registry",
+        "the live instance's 0 resolves",
+        "switched to shadow stops paging",
+        "long gap raises configdriftdetectordown",
+        "shard changed",
     ] {
         assert!(
             names.iter().any(|n| n.contains(scenario)),

@@ -10,6 +10,12 @@
 //!   ConfigDriftDetected (warning); a commit adopting the edit reaches it as
 //!   resolved; then every dashboard panel query returns data from that
 //!   Prometheus, and the counts it shows are what happened.
+//! - Restarts mid-drift, mode advisory, through the same Alertmanager and sink:
+//!   the agent stopped with SIGTERM and with kill -9 (Prometheus sees every
+//!   series go stale) and started again with the same config and state keeps
+//!   one incident (the same `activeAt`, the same `startsAt`, no resolved
+//!   notification) until a commit resolves it; then resolutions on both sides
+//!   of a restart are counted exactly by the dashboard.
 //! - Mode enforced: every other rule that can start within seconds is driven
 //!   into pending or firing by the situation it is about, proving its joins
 //!   match the real series, not only promtool's hand-written ones.
@@ -17,9 +23,10 @@
 //! Only loopback. Prometheus and Alertmanager come from `.ci/install-tools` (or
 //! PATH): missing, a test skips with a printed reason, or fails under `CI=true`.
 //! Cost: the flow takes about 12 s (checks, scrapes, rule evaluations and group
-//! timers of 1 s each); the rules test 15–70 s, because ConfigDriftUnknown reads
-//! a 1 m subquery grid and needs a minute boundary after the bot's series
-//! appear. The two run side by side.
+//! timers of 1 s each); the restarts about 20 s (three stops, each waiting for
+//! Prometheus to see the gap and for the restarted agent's first check); the
+//! rules test 15–70 s, because ConfigDriftUnknown reads a 1 m subquery grid and
+//! needs a minute boundary after the bot's series appear. Two run side by side.
 
 mod support;
 
@@ -33,7 +40,7 @@ use std::time::{Duration, Instant, SystemTime};
 use serde_json::Value;
 use support::agent::AgentProcess;
 use support::bots::Reply;
-use support::fleet_agent::{Fleet, with_limit};
+use support::fleet_agent::{Fleet, SYNCED, with_limit};
 use support::tools::{self, Alertmanager, Prometheus, grafana};
 
 /// Generous bound for one hop of the pipeline (a check, a scrape, a rule
@@ -953,4 +960,299 @@ async fn a_pause_and_a_two_person_ack_silence_the_drift_alert() {
         "acknowledged, yet paging"
     );
     wait_value(&prom, r#"bots_in_drift{bot_id="alpha"}"#, 1.0).await;
+}
+
+// ---------------------------------------------------------------------------
+// Restarts mid-drift: the pager sees one incident, the dashboard every resolution
+
+/// How an agent goes away before it is started again.
+#[derive(Clone, Copy, Debug)]
+enum Stop {
+    /// A clean shutdown (systemd's stop, an upgrade).
+    Sigterm,
+    /// A crash.
+    Kill9,
+}
+
+/// The ConfigDriftDetected alert for `bot` as Alertmanager holds it now (API
+/// v2), if it holds one.
+async fn am_drift_alert(am: &Alertmanager, bot: &str) -> Option<Value> {
+    let alerts = am.alerts().await.expect("Alertmanager's /api/v2/alerts");
+    alerts.as_array()?.iter().find_map(|a| {
+        (a["labels"]["alertname"] == "ConfigDriftDetected" && a["labels"]["bot_id"] == bot)
+            .then(|| a.clone())
+    })
+}
+
+/// Every alert about ConfigDriftDetected for `bot` that reached gov-oncall,
+/// firing or resolved, in arrival order.
+fn oncall_drift_alerts(sink: &Sink, bot: &str) -> Vec<Value> {
+    sink.posts()
+        .into_iter()
+        .filter(|p| p.path == ONCALL_PATH)
+        .flat_map(|p| p.body["alerts"].as_array().cloned().unwrap_or_default())
+        .filter(|a| {
+            a["labels"]["alertname"] == "ConfigDriftDetected" && a["labels"]["bot_id"] == bot
+        })
+        .collect()
+}
+
+/// The one firing ConfigDriftDetected alert Prometheus holds for `bot`.
+fn prom_drift_alert(rules: &[Value], bot: &str) -> Value {
+    let alerts = alerts_for(rules, "ConfigDriftDetected", bot);
+    assert_eq!(
+        alerts.len(),
+        1,
+        "ConfigDriftDetected for {bot}: {alerts:#?}"
+    );
+    assert_eq!(alerts[0]["state"], "firing", "{:#}", alerts[0]);
+    alerts[0].clone()
+}
+
+/// Stops `agent` as `how`, waits until Prometheus has seen it gone (a failed
+/// scrape: every series stale) and has evaluated the rules in that gap, and
+/// returns those rules. A restart quicker than one scrape would prove nothing.
+async fn stop_and_see_the_gap(
+    prom: &Prometheus,
+    agent: &mut AgentProcess,
+    how: Stop,
+) -> Vec<Value> {
+    let instance = agent.addr.to_string();
+    tokio::task::block_in_place(|| match how {
+        Stop::Sigterm => {
+            let status = agent.terminate(SOON);
+            assert!(status.success(), "SIGTERM: {status}\n{}", agent.log_text());
+        }
+        Stop::Kill9 => agent.kill9(),
+    });
+    let up = format!(r#"up{{job="config-drift-detector",instance="{instance}"}}"#);
+    wait_value(prom, &up, 0.0).await;
+    let rules = wait_rules_evaluated_after(prom, SystemTime::now()).await;
+    let gone = prom
+        .query(&format!(r#"bots_in_drift{{instance="{instance}"}}"#))
+        .await
+        .expect("query");
+    assert_eq!(
+        gone,
+        serde_json::json!([]),
+        "no gap: the agent's series are still current"
+    );
+    rules
+}
+
+/// Starts the agent again with the same config and state, waits for its first
+/// check and for Prometheus to have scraped its result (a successful check
+/// newer than the start), then for a rule evaluation after that; returns the
+/// agent and those rules.
+async fn start_and_see_it_checked(
+    prom: &Prometheus,
+    fleet: &Fleet,
+    config: &Path,
+) -> (AgentProcess, Vec<Value>) {
+    let started = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs_f64();
+    let agent = tokio::task::block_in_place(|| {
+        let agent = fleet.start(config, "1s");
+        agent.wait_checks(1, SOON);
+        agent
+    });
+    let instance = agent.addr.to_string();
+    prom.wait_for_series(
+        &format!(
+            r#"drift_last_success_timestamp_seconds{{instance="{instance}"}} > {started}
+               and on (instance) bots_in_drift{{bot_id="alpha"}}"#
+        ),
+        SOON,
+    )
+    .await
+    .expect("Prometheus scrapes the restarted agent's first check");
+    let rules = wait_rules_evaluated_after(prom, SystemTime::now()).await;
+    (agent, rules)
+}
+
+/// The issue's restart case, against the real Prometheus and Alertmanager: a bot
+/// drifts (advisory) and gov-oncall is paged; the agent is stopped (SIGTERM,
+/// then kill -9) long enough for Prometheus to see every series go stale, and
+/// started again with the same config and state. Through each gap and after the
+/// agent is back and has checked, Prometheus holds the same firing alert (same
+/// `activeAt`), Alertmanager the same `startsAt`, and no resolved notification
+/// reaches the sink; a commit then delivers the one resolved notification, with
+/// the original `startsAt`. Then resolutions on both sides of a restart (a
+/// commit, a revert, a clear followed at once by a new episode, a revert) are
+/// what the dashboard's "Episodes resolved, dashboard range" counts, exactly as
+/// many as the agents logged `GOV_CONFIG_DRIFT_RESOLVED`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_mid_drift_neither_resolves_nor_repages_and_the_dashboard_counts_every_resolution()
+ {
+    if !tools::require_all(&["prometheus", "alertmanager"]) {
+        return;
+    }
+    let began = Instant::now();
+    let sink = Sink::start();
+    let am = Alertmanager::start(&alertmanager_config(&sink))
+        .await
+        .expect("Alertmanager starts with the example config");
+    let slugs = ["alpha", "beta"];
+    let fleet = Fleet::new(&slugs);
+    let mut extra: String = slugs
+        .iter()
+        .map(|s| Fleet::bot_entry(s, &fleet.bots.url(&format!("/{s}"))))
+        .collect();
+    for (name, role, token) in TOKENS {
+        use sha2::Digest as _;
+        let sha = hex::encode(sha2::Sha256::digest(token.as_bytes()));
+        extra.push_str(&format!(
+            "[[auth.tokens]]\nname = {name:?}\nrole = {role:?}\nsha256 = {sha:?}\n\n"
+        ));
+    }
+    let config = fleet.write_config("mode = \"advisory\"", "", &extra);
+    let ada = TOKENS[2].2;
+    let mut agent = tokio::task::block_in_place(|| fleet.start(&config, "1s"));
+    // Every process the test ran, for their RESOLVED records at the end.
+    let mut stopped: Vec<AgentProcess> = Vec::new();
+    let prom = start_prometheus(agent.addr, Some(&am)).await;
+    let instance = agent.addr.to_string();
+    for slug in slugs {
+        wait_value(&prom, &format!(r#"bots_in_drift{{bot_id="{slug}"}}"#), 0.0).await;
+    }
+
+    // alpha drifts: gov-oncall is paged once.
+    tokio::task::block_in_place(|| fleet.edit("alpha", &with_limit(12)));
+    sink.wait(ONCALL_PATH, "a firing ConfigDriftDetected for alpha", |n| {
+        drift_alert(n, "alpha", "firing").is_some()
+    })
+    .await;
+    let starts_at = oncall_drift_alerts(&sink, "alpha")[0]["startsAt"].clone();
+    let am_alert = am_drift_alert(&am, "alpha")
+        .await
+        .expect("Alertmanager holds it");
+    assert_eq!(am_alert["startsAt"], starts_at, "{am_alert:#}");
+    let rules = wait_rules_evaluated_after(&prom, SystemTime::now()).await;
+    let active_at = prom_drift_alert(&rules, "alpha")["activeAt"].clone();
+
+    for how in [Stop::Sigterm, Stop::Kill9] {
+        let in_gap = stop_and_see_the_gap(&prom, &mut agent, how).await;
+        assert_eq!(
+            prom_drift_alert(&in_gap, "alpha")["activeAt"],
+            active_at,
+            "{how:?}: the alert went inactive in the gap"
+        );
+        let (restarted, back) = start_and_see_it_checked(&prom, &fleet, &config).await;
+        stopped.push(std::mem::replace(&mut agent, restarted));
+        assert_eq!(
+            prom_drift_alert(&back, "alpha")["activeAt"],
+            active_at,
+            "{how:?}: the alert started over after the restart"
+        );
+        let am_alert = am_drift_alert(&am, "alpha")
+            .await
+            .unwrap_or_else(|| panic!("{how:?}: Alertmanager dropped the alert"));
+        assert_eq!(
+            am_alert["status"]["state"], "active",
+            "{how:?}: {am_alert:#}"
+        );
+        assert_eq!(am_alert["startsAt"], starts_at, "{how:?}: {am_alert:#}");
+        let notified = oncall_drift_alerts(&sink, "alpha");
+        assert!(
+            notified
+                .iter()
+                .all(|a| a["status"] == "firing" && a["startsAt"] == starts_at),
+            "{how:?}: gov-oncall saw the incident resolve or start again: {notified:#?}"
+        );
+        assert!(
+            !notified_about(&sink, "beta"),
+            "beta is in sync but was notified"
+        );
+    }
+
+    // The commit resolves it: one resolved notification, for the same incident.
+    fleet.repo.write("bots/alpha.json", &with_limit(12));
+    fleet.repo.commit("adopt limit 12 for alpha");
+    sink.wait(
+        ONCALL_PATH,
+        "a resolved ConfigDriftDetected for alpha",
+        |n| drift_alert(n, "alpha", "resolved").is_some(),
+    )
+    .await;
+    let notified = oncall_drift_alerts(&sink, "alpha");
+    let resolved: Vec<&Value> = notified
+        .iter()
+        .filter(|a| a["status"] == "resolved")
+        .collect();
+    assert_eq!(resolved.len(), 1, "{notified:#?}");
+    assert_eq!(resolved[0]["startsAt"], starts_at, "{notified:#?}");
+
+    // Resolutions on both sides of another restart. alpha's resolution
+    // histogram starts over with the process and reappears at 1, as it was
+    // before: the count must not depend on it.
+    stop_and_see_the_gap(&prom, &mut agent, Stop::Sigterm).await;
+    let (restarted, _) = start_and_see_it_checked(&prom, &fleet, &config).await;
+    stopped.push(std::mem::replace(&mut agent, restarted));
+    let drift = |slug: &str| format!(r#"bots_in_drift{{bot_id="{slug}"}}"#);
+    // alpha drifts again and is reverted to what is committed.
+    tokio::task::block_in_place(|| fleet.edit("alpha", &with_limit(13)));
+    wait_value(&prom, &drift("alpha"), 1.0).await;
+    tokio::task::block_in_place(|| fleet.edit("alpha", &with_limit(12)));
+    wait_value(&prom, &drift("alpha"), 0.0).await;
+    // beta drifts, is cleared while still drifting (the next check opens a new
+    // episode: its start jumps to a later time, never through 0), then reverted.
+    tokio::task::block_in_place(|| fleet.edit("beta", &with_limit(7)));
+    wait_value(&prom, &drift("beta"), 1.0).await;
+    let first_since = prom
+        .wait_for_series(r#"drift_since_timestamp_seconds{bot_id="beta"} > 0"#, SOON)
+        .await
+        .expect("beta's episode start")[0]["value"][1]
+        .as_str()
+        .expect("a sample value")
+        .to_owned();
+    let (status, cleared) = admin_post(
+        &agent,
+        "/bots/beta/clear",
+        ada,
+        r#"{"reason":"test: clear"}"#,
+    )
+    .await;
+    assert_eq!(status, 200, "{cleared}");
+    prom.wait_for_series(
+        &format!(r#"drift_since_timestamp_seconds{{bot_id="beta"}} > {first_since}"#),
+        SOON,
+    )
+    .await
+    .expect("a new episode for beta after the clear");
+    wait_value(&prom, &drift("beta"), 1.0).await;
+    tokio::task::block_in_place(|| fleet.edit("beta", SYNCED));
+    wait_value(&prom, &drift("beta"), 0.0).await;
+
+    let logged: usize = stopped
+        .iter()
+        .chain(std::iter::once(&agent))
+        .map(|a| a.gov("GOV_CONFIG_DRIFT_RESOLVED", None).len())
+        .sum();
+    assert_eq!(logged, 4, "commit, revert, clear, revert");
+    wait_rules_evaluated_after(&prom, SystemTime::now()).await;
+    let panels = run_panel_queries(&prom, &instance, began.elapsed()).await;
+    let counted = panels
+        .iter()
+        .find(|q| q.title == "Episodes resolved, dashboard range" && q.ref_id == "A")
+        .expect("the resolved-episodes stat");
+    assert_eq!(
+        max_sample(&counted.data),
+        Some(logged as f64),
+        "{}: {}",
+        counted.expr,
+        counted.data
+    );
+    let per_window = panels
+        .iter()
+        .find(|q| q.title == "Episodes resolved" && q.ref_id == "A")
+        .expect("the resolved-episodes time series");
+    assert!(
+        max_sample(&per_window.data).is_some_and(|m| m >= 1.0),
+        "{}: {}",
+        per_window.expr,
+        per_window.data
+    );
+    eprintln!("restart e2e took {:?}", began.elapsed());
 }
