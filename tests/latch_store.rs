@@ -113,9 +113,25 @@ fn second_open_while_held_names_the_database_in_use() {
     );
 }
 
+/// sled itself on a database a store of this process has just closed: its
+/// background writers release the log's lock a moment after the drop.
+fn open_raw(path: &Path) -> sled::Db {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match sled::Config::new().path(path).open() {
+            Ok(db) => return db,
+            Err(e) if std::time::Instant::now() < deadline => {
+                assert!(e.to_string().contains("could not acquire lock"), "{e}");
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
 /// Rewrites one stored value behind the store's back, through sled itself.
 fn tamper(path: &Path, tree: &str, key: &str, edit: impl FnOnce(&mut Vec<u8>)) {
-    let db = sled::Config::new().path(path).open().unwrap();
+    let db = open_raw(path);
     let tree = db.open_tree(tree).unwrap();
     let mut value = tree.get(key).unwrap().unwrap().to_vec();
     edit(&mut value);
@@ -226,7 +242,7 @@ fn database_that_lost_its_meta_record_is_corrupt_not_reset() {
         .write_check(&[("a".into(), BotState::default())], &[])
         .unwrap();
     {
-        let db = sled::Config::new().path(&path).open().unwrap();
+        let db = open_raw(&path);
         db.open_tree("meta")
             .unwrap()
             .remove("schema_version")

@@ -258,6 +258,10 @@ impl fmt::Display for Damage {
     }
 }
 
+/// How long a held lock may take to be released before the database is in use.
+const LOCK_RELEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+const LOCK_POLL: std::time::Duration = std::time::Duration::from_millis(10);
+
 /// Copies the database folder into a private temporary folder (under `TMPDIR`),
 /// holding the database's lock meanwhile so that no writer tears the copy.
 fn copy_database(path: &Path) -> Result<tempfile::TempDir, StateError> {
@@ -267,14 +271,24 @@ fn copy_database(path: &Path) -> Result<tempfile::TempDir, StateError> {
         .open(&log)
         .map_err(|e| copy_error(path, &log, e))?;
     // sled takes an exclusive `flock` on its log: the same lock, from outside.
-    match locked.try_lock() {
-        Ok(()) => {}
-        Err(std::fs::TryLockError::WouldBlock) => {
-            return Err(StateError::Locked {
-                path: path.to_owned(),
-            });
+    // A database just closed (a restart in this process, a holder that is
+    // exiting) keeps it a moment longer: sled's background writer threads hold
+    // the log open until their last write is done. So a held lock is polled for
+    // a short while before the database is called in use.
+    let deadline = std::time::Instant::now() + LOCK_RELEASE_WAIT;
+    loop {
+        match locked.try_lock() {
+            Ok(()) => break,
+            Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(LOCK_POLL);
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(StateError::Locked {
+                    path: path.to_owned(),
+                });
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(copy_error(path, &log, e)),
         }
-        Err(std::fs::TryLockError::Error(e)) => return Err(copy_error(path, &log, e)),
     }
     let copy = tempfile::Builder::new()
         .prefix("cdd-state-copy-")
