@@ -1,7 +1,28 @@
-//! Durations (`90s`, `15m`, `1h`, `30d`) and times (RFC 3339, `-30d`, `now`) as the
-//! command line and the config file write them. Pure: `now` is an argument.
+//! Time as the product reads and writes it: the one wall-clock reader (`now`,
+//! `now_ms`), RFC 3339 for people (`format_ms`), and durations (`90s`, `15m`,
+//! `1h`, `30d`) and times (RFC 3339, `-30d`, `now`) as the command line and the
+//! config file write them. The parsers are pure: `now` is their argument.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The wall clock. Every reading of it goes through here (or `now_ms`), so a
+/// test or a future injected clock has one place to look.
+pub fn now() -> SystemTime {
+    SystemTime::now()
+}
+
+/// Milliseconds since the Unix epoch (0 for a clock set before it).
+pub fn now_ms() -> i64 {
+    now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// RFC 3339 in UTC, to the second (times before the epoch print as the epoch).
+pub fn format_ms(ms: i64) -> String {
+    let t = UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0));
+    humantime::format_rfc3339_seconds(t).to_string()
+}
 
 /// Parses `90s`, `15m`, `1h`, `30d` (also `500ms`).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {

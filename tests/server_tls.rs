@@ -11,9 +11,10 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::extract::ConnectInfo;
 use axum::routing::get;
+use config_drift_detector::agent::AgentStatus;
 use config_drift_detector::config::Mode;
 use config_drift_detector::server::{
-    AgentStatus, MetricsRenderer, ServerState, router, serve, server_tls_config,
+    MetricsRenderer, ServerState, router, serve, server_tls_config,
 };
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 use tokio::io::AsyncReadExt;

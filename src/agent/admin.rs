@@ -19,10 +19,14 @@ use crate::config::{Mode, Role};
 use crate::latch::ack::{self, Ack, AckEnd, AckError};
 use crate::latch::store::PauseChange;
 use crate::latch::{
-    AuditAction, AuditDraft, AuditEntry, BotState, Pause, Resolution, StateError, Transition,
+    AuditAction, AuditDraft, AuditEntry, BotState, Pause, Resolution, ResolvedBy, StateError,
+    Transition,
 };
 use crate::report::ConfigDriftReport;
-use crate::telemetry::events::{DriftAcknowledged, DriftResolved};
+use crate::telemetry::events::{
+    AckLapsed, AdminActionRecorded, AuditEntryKind, AuditNotRecorded, AuditPruneFailed,
+    AuditPruned, DriftAcknowledged, DriftResolved, PauseRanOut, Paused, Resumed, TimersNotStored,
+};
 
 /// Who asks: a token's name and role, and the client's address.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -62,7 +66,27 @@ pub struct DeniedMinute {
     pub forbidden: u64,
 }
 
-/// Why an admin request was not carried out; `status` is the HTTP answer.
+/// What a carried-out admin request did; the API writes it as its answer.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AdminOutcome {
+    /// An ack requested or approved, as it now stands.
+    Ack(Ack),
+    /// A drift episode cleared.
+    Cleared(Cleared),
+    /// The detector's pause after a pause or a resume (`None`: not paused).
+    Pause(Option<Pause>),
+}
+
+/// The episode a clear resolved.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Cleared {
+    pub bot_slug: String,
+    pub episode_id: String,
+    pub resolved_by: ResolvedBy,
+    pub resolution_minutes: f64,
+}
+
+/// Why an admin request was not carried out (the API maps each to its status).
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
     #[error("bot `{0}` is not in this agent's registry")]
@@ -83,25 +107,9 @@ pub enum AdminError {
     Interrupted,
 }
 
-impl AdminError {
-    pub fn status(&self) -> u16 {
-        match self {
-            AdminError::UnknownBot(_) | AdminError::UnknownAck(_) => 404,
-            AdminError::Ack(_)
-            | AdminError::NoEpisode(_)
-            | AdminError::NotChecked(_)
-            | AdminError::Off => 409,
-            AdminError::State(_) | AdminError::Interrupted => 500,
-        }
-    }
-}
-
 /// The last report of each bot of this agent, as JSON, by slug: what
 /// `GET /api/v1/bots` answers without waiting for a check.
 pub type ReportSnapshot = Arc<std::collections::BTreeMap<String, String>>;
-
-/// The `tracing` target of audit records (through the OTel bridge as log records).
-pub const AUDIT_TARGET: &str = "config_drift::audit";
 
 /// How often audit retention runs. Retention is counted in days, so an hour is
 /// fine-grained enough, and it keeps the walk over the chain off every check.
@@ -119,8 +127,8 @@ impl Agent {
         &mut self,
         actor: &Actor,
         request: AdminRequest,
-    ) -> Result<serde_json::Value, AdminError> {
-        let now = crate::cli::now_ms();
+    ) -> Result<AdminOutcome, AdminError> {
+        let now = crate::time::now_ms();
         match request {
             AdminRequest::RequestAck { slug, reason } => {
                 self.request_ack(actor, slug, reason, now).await
@@ -136,17 +144,21 @@ impl Agent {
 
     /// A manual check ran for `actor`: its audit entry.
     pub async fn record_check(&mut self, actor: &Actor, result: &CheckResult) {
-        let mut draft = draft(actor, AuditAction::Check, crate::cli::now_ms());
+        let mut draft = draft(actor, AuditAction::Check, crate::time::now_ms());
         draft.detail = serde_json::to_value(result).ok();
         if let Err(e) = self.write_admin(Vec::new(), PauseChange::Keep, draft).await {
-            tracing::error!(error = %e, "The manual check's audit entry was not recorded.");
+            AuditNotRecorded {
+                kind: AuditEntryKind::ManualCheck,
+                error: &e,
+            }
+            .emit();
         }
     }
 
     /// Denied requests of one source and minute: one audit entry.
     pub async fn record_denied(&mut self, denied: DeniedMinute) {
         let draft = AuditDraft {
-            at_ms: crate::cli::now_ms(),
+            at_ms: crate::time::now_ms(),
             action: AuditAction::Denied,
             actor: String::new(),
             role: None,
@@ -161,7 +173,11 @@ impl Agent {
             })),
         };
         if let Err(e) = self.write_admin(Vec::new(), PauseChange::Keep, draft).await {
-            tracing::error!(error = %e, "Denied requests were not recorded in the audit log.");
+            AuditNotRecorded {
+                kind: AuditEntryKind::Denied,
+                error: &e,
+            }
+            .emit();
         }
     }
 
@@ -177,22 +193,16 @@ impl Agent {
         let pruned =
             tokio::task::spawn_blocking(move || store.prune_audit(cutoff_ms, now_ms)).await;
         match pruned {
-            Ok(Ok(Some(anchor))) => tracing::info!(
-                target: AUDIT_TARGET,
-                anchor_seq = anchor.seq,
-                anchor_hash = %anchor.hash,
-                anchor_at_ms = anchor.at_ms,
-                retention_days = days,
-                "Audit entries past retention were removed; the chain now verifies from this anchor."
-            ),
+            Ok(Ok(Some(anchor))) => AuditPruned {
+                anchor_seq: anchor.seq,
+                anchor_hash: &anchor.hash,
+                anchor_at_ms: anchor.at_ms,
+                retention_days: days,
+            }
+            .emit(),
             Ok(Ok(None)) => {}
-            Ok(Err(e)) => {
-                self.telemetry.metrics().inc_state_write_errors();
-                tracing::error!(error = %e, "Audit entries past retention could not be removed; they are kept.");
-            }
-            Err(_) => {
-                tracing::error!("Pruning the audit log did not finish; the entries are kept.")
-            }
+            Ok(Err(e)) => AuditPruneFailed::Write(&e).emit(&self.telemetry),
+            Err(_) => AuditPruneFailed::Interrupted.emit(&self.telemetry),
         }
     }
 
@@ -230,7 +240,7 @@ impl Agent {
                 .metrics()
                 .set_acknowledged(slug, ack::acknowledged(state));
             for a in &ended {
-                log_ack_ended(a);
+                AckLapsed { ack: a }.emit();
             }
             updates.push((slug.clone(), state.clone()));
         }
@@ -238,14 +248,14 @@ impl Agent {
         if self.pause.as_ref().is_some_and(|p| p.is_over(now)) {
             self.pause = None;
             self.set_paused(false);
-            tracing::info!("The pause ran out; the detector pages again.");
+            PauseRanOut::Now.emit();
             pause = PauseChange::Remove;
         }
         if updates.is_empty() && pause == PauseChange::Keep {
             return;
         }
         if let Err(e) = self.write(updates, pause, None).await {
-            tracing::error!(error = %e, "Ended acks or pause were not stored; the next check stores them.");
+            TimersNotStored { error: &e }.emit();
         }
     }
 
@@ -255,17 +265,12 @@ impl Agent {
         let Some(p) = self.store.pause()? else {
             return Ok(());
         };
-        if p.is_over(crate::cli::now_ms()) {
+        if p.is_over(crate::time::now_ms()) {
             self.store.write_admin(&[], &PauseChange::Remove, None)?;
-            tracing::info!("The stored pause ran out while the agent was down.");
+            PauseRanOut::WhileDown.emit();
             return Ok(());
         }
-        tracing::warn!(
-            by = %p.by,
-            reason = %p.reason,
-            until_ms = p.until_ms,
-            "The detector is paused: checks go on, alerts page nothing."
-        );
+        Paused { pause: &p }.emit();
         self.pause = Some(p);
         self.set_paused(true);
         Ok(())
@@ -277,7 +282,7 @@ impl Agent {
         slug: String,
         reason: String,
         now: i64,
-    ) -> Result<serde_json::Value, AdminError> {
+    ) -> Result<AdminOutcome, AdminError> {
         self.registered(&slug)?;
         let mut state = self.states.get(&slug).cloned().unwrap_or_default();
         let id = format!("ack-{}", hex::encode(rand::random::<[u8; 8]>()));
@@ -290,7 +295,7 @@ impl Agent {
             now,
             self.interval_ms(),
         )?;
-        let answer = ack_json(&new);
+        let answer = AdminOutcome::Ack(new.clone());
         let mut d = draft(actor, AuditAction::AckRequest, now);
         d.bot_slug = Some(slug.clone());
         d.ack_id = Some(new.id.clone());
@@ -309,7 +314,7 @@ impl Agent {
         actor: &Actor,
         id: &str,
         now: i64,
-    ) -> Result<serde_json::Value, AdminError> {
+    ) -> Result<AdminOutcome, AdminError> {
         let Some((slug, mut state)) = self
             .states
             .iter()
@@ -349,7 +354,7 @@ impl Agent {
             expires_at_ms: approved.expires_at_ms,
         }
         .emit(&self.telemetry);
-        Ok(ack_json(&approved))
+        Ok(AdminOutcome::Ack(approved))
     }
 
     async fn clear_bot(
@@ -358,7 +363,7 @@ impl Agent {
         slug: String,
         reason: String,
         now: i64,
-    ) -> Result<serde_json::Value, AdminError> {
+    ) -> Result<AdminOutcome, AdminError> {
         let bot = self.registered(&slug)?;
         let prior = self.states.get(&slug).cloned().unwrap_or_default();
         if prior.episode.is_none() {
@@ -400,7 +405,7 @@ impl Agent {
         self.states.insert(slug.clone(), state);
         self.telemetry.metrics().set_acknowledged(&slug, false);
         for a in &ended {
-            log_ack_ended(a);
+            AckLapsed { ack: a }.emit();
         }
         DriftResolved {
             report: &report,
@@ -411,11 +416,11 @@ impl Agent {
         }
         .emit(&self.telemetry);
         self.forget_emitted(std::slice::from_ref(&bot)).await;
-        Ok(json!({
-            "bot_slug": slug,
-            "episode_id": resolution.episode_id,
-            "resolved_by": resolved_by.as_str(),
-            "resolution_minutes": resolution_minutes,
+        Ok(AdminOutcome::Cleared(Cleared {
+            bot_slug: slug,
+            episode_id: resolution.episode_id,
+            resolved_by,
+            resolution_minutes,
         }))
     }
 
@@ -425,7 +430,7 @@ impl Agent {
         reason: String,
         duration: Option<Duration>,
         now: i64,
-    ) -> Result<serde_json::Value, AdminError> {
+    ) -> Result<AdminOutcome, AdminError> {
         let until_ms =
             duration.map(|d| now.saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)));
         let pause = Pause {
@@ -439,27 +444,21 @@ impl Agent {
         d.detail = Some(json!({ "until_ms": until_ms }));
         self.write_admin(Vec::new(), PauseChange::Set(pause.clone()), d)
             .await?;
-        tracing::warn!(
-            by = %pause.by,
-            reason = %pause.reason,
-            until_ms = pause.until_ms,
-            "The detector is paused: checks go on, alerts page nothing."
-        );
-        let answer = pause_json(Some(&pause));
-        self.pause = Some(pause);
+        Paused { pause: &pause }.emit();
+        self.pause = Some(pause.clone());
         self.set_paused(true);
-        Ok(answer)
+        Ok(AdminOutcome::Pause(Some(pause)))
     }
 
-    async fn resume(&mut self, actor: &Actor, now: i64) -> Result<serde_json::Value, AdminError> {
+    async fn resume(&mut self, actor: &Actor, now: i64) -> Result<AdminOutcome, AdminError> {
         let mut d = draft(actor, AuditAction::Resume, now);
         d.detail = Some(json!({ "was_paused": self.pause.is_some() }));
         self.write_admin(Vec::new(), PauseChange::Remove, d).await?;
         if self.pause.take().is_some() {
-            tracing::info!(by = %actor.name, "The detector was resumed; alerts page again.");
+            Resumed { by: &actor.name }.emit();
         }
         self.set_paused(false);
-        Ok(pause_json(None))
+        Ok(AdminOutcome::Pause(None))
     }
 
     fn set_paused(&self, paused: bool) {
@@ -497,7 +496,7 @@ impl Agent {
         draft: AuditDraft,
     ) -> Result<(), AdminError> {
         if let Some(entry) = self.write(updates, pause, Some(draft)).await? {
-            emit_audit(&entry);
+            AdminActionRecorded { entry: &entry }.emit();
         }
         Ok(())
     }
@@ -532,63 +531,5 @@ fn draft(actor: &Actor, action: AuditAction, now: i64) -> AuditDraft {
         ack_id: None,
         reason: None,
         detail: None,
-    }
-}
-
-/// The audit entry as a log record (§12): what, who, from where.
-fn emit_audit(entry: &AuditEntry) {
-    let d = &entry.draft;
-    tracing::info!(
-        target: AUDIT_TARGET,
-        audit_seq = entry.seq,
-        action = d.action.as_str(),
-        actor = %d.actor,
-        role = d.role.as_deref().unwrap_or(""),
-        source = %d.source,
-        bot_slug = d.bot_slug.as_deref().unwrap_or(""),
-        ack_id = d.ack_id.as_deref().unwrap_or(""),
-        reason = d.reason.as_deref().unwrap_or(""),
-        "Admin action recorded."
-    );
-}
-
-pub(super) fn log_ack_ended(a: &Ack) {
-    tracing::info!(
-        bot_slug = %a.bot_slug,
-        ack_id = %a.id,
-        ended_by = a.ended_by.map_or("", AckEnd::as_str),
-        "Ack lapsed."
-    );
-}
-
-/// An ack as the API shows it (without its internal fingerprint).
-pub fn ack_json(a: &Ack) -> serde_json::Value {
-    let mut v = json!({
-        "id": a.id,
-        "bot_slug": a.bot_slug,
-        "status": a.status.as_str(),
-        "requested_by": a.requested_by,
-        "requested_at_ms": a.requested_at_ms,
-        "reason": a.reason,
-        "episode_id": a.episode_id,
-        "expires_at_ms": a.expires_at_ms,
-    });
-    if let (Some(by), Some(at)) = (&a.approved_by, a.approved_at_ms) {
-        v["approved_by"] = json!(by);
-        v["approved_at_ms"] = json!(at);
-    }
-    v
-}
-
-fn pause_json(p: Option<&Pause>) -> serde_json::Value {
-    match p {
-        Some(p) => json!({
-            "paused": true,
-            "reason": p.reason,
-            "by": p.by,
-            "since_ms": p.since_ms,
-            "until_ms": p.until_ms,
-        }),
-        None => json!({ "paused": false }),
     }
 }

@@ -15,7 +15,8 @@ use crate::config::Bot;
 use crate::latch::{BotState, Observed, Resolution, Transition};
 use crate::report::{ConfigDriftReport, Status};
 use crate::telemetry::events::{
-    BotChecked, CheckCompleted, DriftDetected, DriftResolved, DriftUnknown, SeverityClass,
+    AckLapsed, BotChecked, BotLeftRegistry, CheckCompleted, DriftDetected, DriftResolved,
+    DriftUnknown, RepoUnreadable, SeverityClass, StateNotFlushed,
 };
 use crate::telemetry::metrics::{BotSeries, CheckSummary, RepoFetch};
 use crate::telemetry::spans::CheckSpan;
@@ -54,7 +55,7 @@ pub struct Evaluation {
 impl Agent {
     /// One whole check, start to end.
     pub async fn check(&mut self, trigger: Trigger) -> CheckResult {
-        let evaluation = self.evaluate(crate::cli::now_ms()).await;
+        let evaluation = self.evaluate(crate::time::now_ms()).await;
         self.settle(evaluation, trigger).await
     }
 
@@ -117,7 +118,7 @@ impl Agent {
                 &mut state,
                 trigger == Trigger::Scheduled,
                 now_ms,
-                crate::cli::now_ms(),
+                crate::time::now_ms(),
             );
             ended_acks.extend(ended);
             crate::latch::ack::prune(&mut state, now_ms);
@@ -193,7 +194,7 @@ impl Agent {
         );
         // Logged once stored and emitted, so the record and the gauge agree.
         for a in &ended_acks {
-            super::admin::log_ack_ended(a);
+            AckLapsed { ack: a }.emit();
         }
         let resolved: Vec<(String, Resolution)> = bots
             .iter()
@@ -210,7 +211,11 @@ impl Agent {
             self.status.record_success(ended_at_ms);
         }
         if let Some(f) = &repo_failure {
-            tracing::warn!(reason = f.reason.as_str(), detail = %f.detail, "The config repo could not be read; every bot is UNKNOWN this check.");
+            RepoUnreadable {
+                reason: f.reason.as_str(),
+                detail: &f.detail,
+            }
+            .emit();
         }
         let result = CheckResult {
             checked_at_ms: now_ms,
@@ -254,7 +259,7 @@ impl Agent {
                 deletes.push(slug.clone());
             } else if state.removed_at_ms.is_none() {
                 crate::latch::mark_removed(state, now_ms);
-                tracing::info!(bot_slug = %slug, "Bot left the registry; its state is kept for 24 h.");
+                BotLeftRegistry { bot_slug: slug }.emit();
                 updates.push((slug.clone(), state.clone()));
             }
         }
@@ -276,7 +281,7 @@ impl Agent {
             Err(e) => format!("the state write did not finish: {e}"),
         };
         self.telemetry.metrics().inc_state_write_errors();
-        tracing::error!(error = %error, "State not flushed; this check is unsuccessful.");
+        StateNotFlushed { error: &error }.emit();
         false
     }
 

@@ -3,36 +3,50 @@
 //!
 //! `Agent::check` is one whole check: re-read the registry, evaluate, latch, store
 //! (flushed), then emit — in that order, so telemetry never tells of a state the
-//! next start would not remember. Must not serve HTTP or read signals: the server
-//! only reads `AgentStatus`, and `schedule` decides when checks run. Admin actions
-//! (acks, clear, pause, audit: `admin`) also run inside the schedule's loop.
+//! next start would not remember. Must not serve HTTP, build the API or read
+//! signals (`app` wires those): it publishes what they read (`AgentStatus`, its
+//! config, reports and check views) through channels it owns, and `schedule`
+//! decides when checks run. Admin actions (acks, clear, pause, audit: `admin`)
+//! also run inside the schedule's loop.
 
 pub mod admin;
 pub mod cycle;
 pub mod schedule;
+pub mod status;
 
-pub use admin::{Actor, AdminError, AdminRequest, DeniedMinute, ReportSnapshot};
+pub use admin::{
+    Actor, AdminError, AdminOutcome, AdminRequest, Cleared, DeniedMinute, ReportSnapshot,
+};
 pub use cycle::{CheckResult, CheckView};
+pub use status::AgentStatus;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::api::auth::Tokens;
 use crate::canon::secret::SecretKey;
 use crate::check::Checker;
 use crate::config::{Bot, Config, Mode};
-use crate::latch::{BotState, Pause, StateStore};
-use crate::server::AgentStatus;
+use crate::latch::{BotState, Pause, StateError, StateStore};
 use crate::shard::Shard;
+use crate::telemetry::events::{
+    ConfigReloadRefused, ConfigReloaded, ConfigWarning, RegistryChanged, RegistryRefused,
+    ServerNotReloaded, StatePathNotReloaded,
+};
 use crate::telemetry::{AgentInfo, Telemetry};
 
 use tokio::sync::watch;
 
-/// sled's page cache: enough for a large fleet's states (a few KiB each) while
-/// keeping the agent's memory predictable (§9: the cache is bounded).
-pub const STATE_CACHE_BYTES: u64 = 64 * 1024 * 1024;
+/// Why an agent could not be built from its opened parts.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentSetupError {
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// The checker's clients could not be made (the message is the cause chain).
+    #[error("{0}")]
+    Checker(String),
+}
 
 /// What started a check. Acks (§9) end only at scheduled checks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -75,8 +89,9 @@ pub struct Agent {
     views: watch::Sender<Option<Arc<CheckView>>>,
     /// Every bot's last report, for the admin API (also before the first check).
     reports: watch::Sender<ReportSnapshot>,
-    /// The admin API's identities; a reload replaces them.
-    tokens: Tokens,
+    /// The config in force, for whoever reads it outside the loop (the admin
+    /// API's tokens); a reload publishes the new one.
+    configs: watch::Sender<Arc<Config>>,
     /// The detector's pause (§9), as stored.
     pause: Option<Pause>,
     /// A check has settled since start.
@@ -95,14 +110,15 @@ impl Agent {
         store: StateStore,
         telemetry: Arc<Telemetry>,
         status: Arc<AgentStatus>,
-    ) -> anyhow::Result<Agent> {
+    ) -> Result<Agent, AgentSetupError> {
         let states = store.load_all()?;
         let secret_key = store.secret_key()?;
         let config = Arc::new(config);
-        let checker = Checker::new(Arc::clone(&config), secret_key.clone())?;
+        let checker = Checker::new(Arc::clone(&config), secret_key.clone())
+            .map_err(|e| AgentSetupError::Checker(format!("{e:#}")))?;
         let bots = shard_bots(&config.bots, overrides.shard);
         let reports = stored_reports(&bots, &states);
-        let tokens = Tokens::new(&config.tokens);
+        let configs = watch::Sender::new(Arc::clone(&config));
         let mut agent = Agent {
             config_path: config_path.to_path_buf(),
             config,
@@ -121,7 +137,7 @@ impl Agent {
             },
             reload_pending: false,
             reports: watch::Sender::new(reports),
-            tokens,
+            configs,
             pause: None,
             checked: false,
             next_audit_prune_ms: 0,
@@ -135,9 +151,9 @@ impl Agent {
         self.reports.subscribe()
     }
 
-    /// The admin API's identities, kept current across reloads.
-    pub fn tokens(&self) -> Tokens {
-        self.tokens.clone()
+    /// Follows the config in force: the receiver always holds the latest.
+    pub fn config_updates(&self) -> watch::Receiver<Arc<Config>> {
+        self.configs.subscribe()
     }
 
     /// The state database, for the admin API's read-only views (the audit log).
@@ -180,7 +196,7 @@ impl Agent {
             Ok(loaded) => loaded,
             Err(errors) => {
                 for e in &errors {
-                    tracing::error!(error = %e, "Config reload refused; the running config stays in force.");
+                    ConfigReloadRefused { error: e }.emit();
                 }
                 self.reload_pending = errors.iter().all(|e| e.file != self.config_path);
                 self.record_reload(Reread::Config, false);
@@ -189,32 +205,32 @@ impl Agent {
         };
         self.reload_pending = false;
         for w in &warnings {
-            tracing::warn!("{w}");
+            ConfigWarning { warning: w }.emit();
         }
         let mut config = config;
         if config.state.path != self.config.state.path {
-            tracing::warn!(
-                "state.path changed from {} to {}; it takes effect after a restart.",
-                self.config.state.path.display(),
-                config.state.path.display()
-            );
+            StatePathNotReloaded {
+                running: &self.config.state.path,
+                configured: &config.state.path,
+            }
+            .emit();
             config.state = self.config.state.clone();
         }
         if config.server != self.config.server {
-            tracing::warn!("[server] changed; it takes effect after a restart.");
+            ServerNotReloaded.emit();
             config.server = self.config.server.clone();
         }
         let config = Arc::new(config);
         let checker = match Checker::new(Arc::clone(&config), self.secret_key.clone()) {
             Ok(c) => c,
             Err(e) => {
-                tracing::error!(error = %e, "Config reload refused; the running config stays in force.");
+                ConfigReloadRefused { error: &e }.emit();
                 self.record_reload(Reread::Config, false);
                 return false;
             }
         };
         self.bots = shard_bots(&config.bots, self.overrides.shard);
-        self.tokens.set(&config.tokens);
+        self.configs.send_replace(Arc::clone(&config));
         self.config = config;
         self.checker = checker;
         let interval = self.interval();
@@ -226,12 +242,12 @@ impl Agent {
             self.telemetry.metrics().forget_bots();
         }
         self.record_reload(Reread::Config, true);
-        tracing::info!(
-            mode = self.config.mode.as_str(),
-            bots = self.bots.len(),
-            interval_s = interval.as_secs(),
-            "Config reloaded."
-        );
+        ConfigReloaded {
+            mode: self.config.mode.as_str(),
+            bots: self.bots.len(),
+            interval,
+        }
+        .emit();
         true
     }
 
@@ -249,18 +265,18 @@ impl Agent {
             Ok(bots) => {
                 let mine = shard_bots(&bots, self.overrides.shard);
                 if mine != self.bots {
-                    tracing::info!(
-                        before = self.bots.len(),
-                        after = mine.len(),
-                        "Registry changed."
-                    );
+                    RegistryChanged {
+                        before: self.bots.len(),
+                        after: mine.len(),
+                    }
+                    .emit();
                     self.bots = mine;
                 }
                 self.record_reload(Reread::Registry, true);
             }
             Err(errors) => {
                 for e in &errors {
-                    tracing::error!(error = %e, "Registry re-read refused; the previous registry stays in force.");
+                    RegistryRefused { error: e }.emit();
                 }
                 self.record_reload(Reread::Registry, false);
             }

@@ -47,9 +47,17 @@ impl ApiError {
     }
 }
 
+/// §12's status for each reason an admin action was not carried out.
 impl From<AdminError> for ApiError {
     fn from(e: AdminError) -> ApiError {
-        let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status = match e {
+            AdminError::UnknownBot(_) | AdminError::UnknownAck(_) => StatusCode::NOT_FOUND,
+            AdminError::Ack(_)
+            | AdminError::NoEpisode(_)
+            | AdminError::NotChecked(_)
+            | AdminError::Off => StatusCode::CONFLICT,
+            AdminError::State(_) | AdminError::Interrupted => StatusCode::INTERNAL_SERVER_ERROR,
+        };
         ApiError::new(status, e.to_string())
     }
 }

@@ -16,6 +16,7 @@ use tokio::sync::oneshot;
 use super::ApiState;
 use super::auth::authorize;
 use super::error::ApiError;
+use super::protocol::{PauseBody, ReasonBody, outcome_json};
 use super::rate_limit::Source;
 use crate::agent::schedule::Command;
 use crate::agent::{Actor, AdminRequest};
@@ -34,20 +35,17 @@ impl ApiState {
     /// The caller, if its token and role allow; a refusal is counted for the
     /// audit log (per source and minute).
     fn caller(&self, headers: &HeaderMap, source: IpAddr, needed: Role) -> Result<Actor, ApiError> {
-        match authorize(&self.0.tokens, headers, needed) {
+        let outcome = authorize(&self.0.config.borrow().tokens, headers, needed);
+        match outcome {
             Ok((name, role)) => Ok(Actor { name, role, source }),
             Err((denial, error)) => {
-                self.0.denied.record(source, denial, crate::cli::now_ms());
+                self.0.denied.record(source, denial, crate::time::now_ms());
                 Err(error)
             }
         }
     }
 
-    async fn admin(
-        &self,
-        actor: Actor,
-        request: AdminRequest,
-    ) -> Result<serde_json::Value, ApiError> {
+    async fn admin(&self, actor: Actor, request: AdminRequest) -> Result<String, ApiError> {
         let (reply, answer) = oneshot::channel();
         self.0
             .commands
@@ -58,8 +56,8 @@ impl ApiState {
             })
             .await
             .map_err(|_| ApiError::unavailable())?;
-        let result = answer.await.map_err(|_| ApiError::unavailable())?;
-        Ok(result?)
+        let outcome = answer.await.map_err(|_| ApiError::unavailable())??;
+        Ok(outcome_json(&outcome))
     }
 }
 
@@ -133,20 +131,6 @@ pub async fn check(
     }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ReasonBody {
-    reason: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PauseBody {
-    reason: Option<String>,
-    #[serde(rename = "for")]
-    duration: Option<String>,
-}
-
 /// Reads and parses an optional JSON body (an empty body is `{}`), at most
 /// [`MAX_BODY_BYTES`].
 async fn body<T: serde::de::DeserializeOwned>(request: Body) -> Result<T, ApiError> {
@@ -202,7 +186,7 @@ pub async fn request_ack(
     let ack = s
         .admin(actor, AdminRequest::RequestAck { slug, reason })
         .await?;
-    Ok(json(StatusCode::CREATED, &ack))
+    Ok(json_text(StatusCode::CREATED, ack))
 }
 
 pub async fn approve(
@@ -214,7 +198,7 @@ pub async fn approve(
     let actor = s.caller(&headers, ip, Role::Oncall)?;
     let id = path(id)?;
     let ack = s.admin(actor, AdminRequest::Approve { id }).await?;
-    Ok(json(StatusCode::OK, &ack))
+    Ok(json_text(StatusCode::OK, ack))
 }
 
 pub async fn clear(
@@ -228,7 +212,7 @@ pub async fn clear(
     let slug = path(slug)?;
     let reason = reason(body::<ReasonBody>(request).await?.reason)?;
     let answer = s.admin(actor, AdminRequest::Clear { slug, reason }).await?;
-    Ok(json(StatusCode::OK, &answer))
+    Ok(json_text(StatusCode::OK, answer))
 }
 
 pub async fn pause(
@@ -254,7 +238,7 @@ pub async fn pause(
     let answer = s
         .admin(actor, AdminRequest::Pause { reason, duration })
         .await?;
-    Ok(json(StatusCode::OK, &answer))
+    Ok(json_text(StatusCode::OK, answer))
 }
 
 pub async fn resume(
@@ -264,7 +248,7 @@ pub async fn resume(
 ) -> Answer {
     let actor = s.caller(&headers, ip, Role::Admin)?;
     let answer = s.admin(actor, AdminRequest::Resume).await?;
-    Ok(json(StatusCode::OK, &answer))
+    Ok(json_text(StatusCode::OK, answer))
 }
 
 #[derive(Deserialize)]
@@ -284,7 +268,7 @@ pub async fn audit(
     let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let since_ms = match q.since.as_deref() {
         None => i64::MIN,
-        Some(t) => crate::time::parse_time(t, crate::cli::now_ms())
+        Some(t) => crate::time::parse_time(t, crate::time::now_ms())
             .map_err(|e| ApiError::bad_request(format!("`since`: {e}")))?,
     };
     let store = Arc::clone(&s.0.store);

@@ -12,6 +12,7 @@ pub mod auth;
 pub mod denied;
 pub mod error;
 pub mod handlers;
+pub mod protocol;
 pub mod rate_limit;
 
 use std::sync::Arc;
@@ -21,13 +22,10 @@ use axum::Router;
 use axum::routing::{MethodRouter, any, get, post};
 use tokio::sync::{mpsc, watch};
 
-use crate::agent::ReportSnapshot;
 use crate::agent::schedule::Command;
-use crate::config::ServerConfig;
+use crate::agent::{AgentStatus, ReportSnapshot};
+use crate::config::Config;
 use crate::latch::StateStore;
-use crate::server::AgentStatus;
-
-pub use auth::Tokens;
 
 /// The routes, as (method, path under `/api/v1`), in the order of §12's table.
 /// The OpenAPI description (`api/openapi.json`) lists exactly these.
@@ -44,7 +42,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/audit/verify"),
 ];
 
-pub const PREFIX: &str = "/api/v1";
+pub use protocol::PREFIX;
 
 /// How often ended minutes of denied requests are handed to the audit log.
 const DENIED_FLUSH: Duration = Duration::from_secs(5);
@@ -53,7 +51,8 @@ const DENIED_FLUSH: Duration = Duration::from_secs(5);
 pub struct ApiState(Arc<Inner>);
 
 struct Inner {
-    tokens: Tokens,
+    /// The config in force, as the agent publishes it: its tokens authenticate.
+    config: watch::Receiver<Arc<Config>>,
     limiter: rate_limit::RateLimiter,
     denied: denied::DeniedLog,
     commands: mpsc::Sender<Command>,
@@ -64,15 +63,16 @@ struct Inner {
 
 impl ApiState {
     pub fn new(
-        tokens: Tokens,
-        server: &ServerConfig,
+        config: watch::Receiver<Arc<Config>>,
         commands: mpsc::Sender<Command>,
         reports: watch::Receiver<ReportSnapshot>,
         store: Arc<StateStore>,
         status: Arc<AgentStatus>,
     ) -> ApiState {
+        // The rate limit is a [server] setting: a restart changes it, not a reload.
+        let server = config.borrow().server.clone();
         ApiState(Arc::new(Inner {
-            tokens,
+            config,
             limiter: rate_limit::RateLimiter::new(server.rate_limit_per_s, server.rate_limit_burst),
             denied: denied::DeniedLog::default(),
             commands,
@@ -149,7 +149,7 @@ pub fn spawn_denied_flush(state: &ApiState, mut stop: watch::Receiver<bool>) {
                 _ = async { stop.wait_for(|s| *s).await.is_ok() } => break,
                 _ = tick.tick() => {}
             }
-            for minute in state.0.denied.drain_ended(crate::cli::now_ms()) {
+            for minute in state.0.denied.drain_ended(crate::time::now_ms()) {
                 if state
                     .0
                     .commands

@@ -8,11 +8,14 @@ use std::time::Duration;
 
 use anyhow::{Context as _, anyhow, bail};
 use clap::Args;
-use reqwest::{Method, StatusCode};
-use serde_json::{Value, json};
+use reqwest::StatusCode;
+use serde_json::Value;
 
-use super::output::format_ms;
 use super::{ReportFormat, exit};
+use crate::api::protocol::{AckView, ClearedView, Method, PauseUntil, PauseView};
+use crate::time::format_ms;
+
+pub use crate::api::protocol::Call;
 
 /// The environment variable holding the bearer token.
 pub const TOKEN_ENV: &str = "CDD_TOKEN";
@@ -91,27 +94,6 @@ pub struct ResumeArgs {
     pub server: ServerArgs,
 }
 
-/// What a client command asks of the API.
-pub enum Call {
-    Bots,
-    Ack {
-        slug: String,
-        reason: String,
-    },
-    Approve {
-        id: String,
-    },
-    Clear {
-        slug: String,
-        reason: String,
-    },
-    Pause {
-        reason: String,
-        duration: Option<String>,
-    },
-    Resume,
-}
-
 pub fn run(call: Call, server: &ServerArgs) -> anyhow::Result<u8> {
     if let Call::Pause {
         duration: Some(d), ..
@@ -123,28 +105,7 @@ pub fn run(call: Call, server: &ServerArgs) -> anyhow::Result<u8> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let (method, path, body) = match &call {
-        Call::Bots => (Method::GET, "/bots".to_owned(), None),
-        Call::Ack { slug, reason } => (
-            Method::POST,
-            format!("/bots/{}/acks", segment(slug)),
-            Some(json!({ "reason": reason })),
-        ),
-        Call::Approve { id } => (Method::POST, format!("/acks/{}/approve", segment(id)), None),
-        Call::Clear { slug, reason } => (
-            Method::POST,
-            format!("/bots/{}/clear", segment(slug)),
-            Some(json!({ "reason": reason })),
-        ),
-        Call::Pause { reason, duration } => {
-            let mut body = json!({ "reason": reason });
-            if let Some(d) = duration {
-                body["for"] = json!(d);
-            }
-            (Method::POST, "/pause".to_owned(), Some(body))
-        }
-        Call::Resume => (Method::POST, "/resume".to_owned(), None),
-    };
+    let (method, path, body) = call.request(segment);
     let answer = runtime.block_on(client.call(method, &path, body))?;
     let text = match server.format {
         ReportFormat::Json => json_output(&call, &answer),
@@ -197,9 +158,13 @@ impl ApiClient {
         &self,
         method: Method,
         path: &str,
-        body: Option<Value>,
+        body: Option<String>,
     ) -> anyhow::Result<String> {
         let url = format!("{}{}{path}", self.base, crate::api::PREFIX);
+        let method = match method {
+            Method::Get => reqwest::Method::GET,
+            Method::Post => reqwest::Method::POST,
+        };
         let mut request = self
             .http
             .request(method, &url)
@@ -208,7 +173,7 @@ impl ApiClient {
         if let Some(b) = body {
             request = request
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(b.to_string());
+                .body(b);
         }
         let response = request.send().await.map_err(|e| {
             anyhow!(
@@ -280,68 +245,77 @@ fn json_output(call: &Call, answer: &str) -> String {
 }
 
 fn table_output(call: &Call, answer: &str) -> String {
-    let v: Value = serde_json::from_str(answer).unwrap_or(Value::Null);
     match call {
-        Call::Bots => bots_table(&v),
-        Call::Ack { .. } | Call::Approve { .. } => {
-            let time = |k: &str| v[k].as_i64().map(format_ms).unwrap_or_default();
-            let mut out = table(
-                &[
-                    "ACK",
-                    "BOT",
-                    "STATUS",
-                    "REQUESTED BY",
-                    "APPROVED BY",
-                    "EXPIRES",
-                    "REASON",
-                ],
+        Call::Bots => bots_table(&serde_json::from_str(answer).unwrap_or(Value::Null)),
+        Call::Ack { .. } | Call::Approve { .. } => match serde_json::from_str(answer) {
+            Ok(ack) => ack_table(&ack),
+            Err(_) => format!("{answer}\n"),
+        },
+        Call::Clear { .. } => match serde_json::from_str::<ClearedView>(answer) {
+            Ok(c) => table(
+                &["BOT", "EPISODE", "RESOLVED BY", "MINUTES"],
                 vec![vec![
-                    text(&v["id"]),
-                    text(&v["bot_slug"]),
-                    text(&v["status"]),
-                    text(&v["requested_by"]),
-                    text(&v["approved_by"]),
-                    time("expires_at_ms"),
-                    text(&v["reason"]),
+                    c.bot_slug,
+                    c.episode_id,
+                    c.resolved_by,
+                    format!("{:.1}", c.resolution_minutes),
                 ]],
-            );
-            if v["status"] == "pending" {
-                out.push_str(&format!(
-                    "A second person approves it with: config-drift-detector approve {}\n",
-                    text(&v["id"])
-                ));
-            }
-            out
-        }
-        Call::Clear { .. } => table(
-            &["BOT", "EPISODE", "RESOLVED BY", "MINUTES"],
-            vec![vec![
-                text(&v["bot_slug"]),
-                text(&v["episode_id"]),
-                text(&v["resolved_by"]),
-                v["resolution_minutes"]
-                    .as_f64()
-                    .map(|m| format!("{m:.1}"))
-                    .unwrap_or_default(),
-            ]],
-        ),
-        Call::Pause { .. } | Call::Resume => {
-            let time = |k: &str| v[k].as_i64().map(format_ms).unwrap_or_default();
-            table(
-                &["PAUSED", "BY", "SINCE", "UNTIL", "REASON"],
-                vec![vec![
-                    if v["paused"] == true { "yes" } else { "no" }.to_owned(),
-                    text(&v["by"]),
-                    time("since_ms"),
-                    match (&v["paused"], v["until_ms"].as_i64()) {
-                        (Value::Bool(true), None) => "until resumed".to_owned(),
-                        _ => time("until_ms"),
-                    },
-                    text(&v["reason"]),
-                ]],
-            )
-        }
+            ),
+            Err(_) => format!("{answer}\n"),
+        },
+        Call::Pause { .. } | Call::Resume => match serde_json::from_str(answer) {
+            Ok(pause) => pause_table(&pause),
+            Err(_) => format!("{answer}\n"),
+        },
     }
+}
+
+fn ack_table(a: &AckView) -> String {
+    let mut out = table(
+        &[
+            "ACK",
+            "BOT",
+            "STATUS",
+            "REQUESTED BY",
+            "APPROVED BY",
+            "EXPIRES",
+            "REASON",
+        ],
+        vec![vec![
+            a.id.clone(),
+            a.bot_slug.clone(),
+            a.status.clone(),
+            a.requested_by.clone(),
+            a.approved_by.clone().unwrap_or_default(),
+            format_ms(a.expires_at_ms),
+            a.reason.clone(),
+        ]],
+    );
+    if a.status == "pending" {
+        out.push_str(&format!(
+            "A second person approves it with: config-drift-detector approve {}\n",
+            a.id
+        ));
+    }
+    out
+}
+
+fn pause_table(p: &PauseView) -> String {
+    let until = match p.until_ms {
+        PauseUntil::At(ms) => format_ms(ms),
+        PauseUntil::Resumed if p.paused => "until resumed".to_owned(),
+        PauseUntil::Resumed | PauseUntil::Absent => String::new(),
+    };
+    table(
+        &["PAUSED", "BY", "SINCE", "UNTIL", "REASON"],
+        vec![vec![
+            if p.paused { "yes" } else { "no" }.to_owned(),
+            p.by.clone().unwrap_or_default(),
+            p.since_ms.map(format_ms).unwrap_or_default(),
+            until,
+            p.reason.clone().unwrap_or_default(),
+        ]],
+    )
 }
 
 /// One row per drift (a bot without drift has one row), as `check` prints.
@@ -431,6 +405,7 @@ fn table(headers: &[&str], rows: Vec<Vec<String>>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn errors_name_the_status_and_the_apis_sentence() {

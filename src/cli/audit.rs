@@ -12,9 +12,9 @@
 
 use std::path::Path;
 
+use crate::api::protocol::Method;
 use anyhow::{anyhow, bail};
 use clap::Subcommand;
-use reqwest::Method;
 
 use super::admin::ApiClient;
 use super::{exit, load_config};
@@ -143,7 +143,7 @@ fn remote(url: &str) -> anyhow::Result<Verdict> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let text = runtime.block_on(client.call(Method::GET, "/audit/verify", None))?;
+    let text = runtime.block_on(client.call(Method::Get, "/audit/verify", None))?;
     let v: serde_json::Value = serde_json::from_str(&text)
         .map_err(|e| anyhow!("the agent at {url} answered something that is not JSON ({e})"))?;
     verdict_from(&v["audit"])

@@ -9,7 +9,8 @@ use crate::check::{CheckOutcome, Checker};
 use crate::report::Status;
 use crate::shard::Shard;
 
-use super::{ReportFormat, exit, load_config, now_ms, output};
+use super::{ReportFormat, exit, load_config, output};
+use crate::time::now_ms;
 
 pub fn run(
     path: &Path,

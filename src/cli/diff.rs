@@ -14,7 +14,8 @@ use crate::diff::{DiffOptions, diff};
 use crate::repo::RevReader;
 use crate::report::{ConfigDriftReport, Side, Status};
 
-use super::{ReportFormat, exit, now_ms, output};
+use super::{ReportFormat, exit, output};
+use crate::time::now_ms;
 
 /// Documents read by `diff` may be as large as this (the default `max_body_bytes`
 /// bounds alias expansion only; files are read whole).

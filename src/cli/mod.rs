@@ -219,7 +219,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
                 LogFormatArg::Json => crate::telemetry::LogFormat::Json,
             },
         }),
-        Command::Demo => crate::demo::run(),
+        Command::Demo => crate::demo::run().map(|()| exit::OK),
         Command::Bots(a) => admin::run(admin::Call::Bots, &a.server),
         Command::Ack(a) => admin::run(
             admin::Call::Ack {
@@ -294,11 +294,4 @@ fn raise_open_file_limit() {
             libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
         }
     }
-}
-
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }

@@ -5,6 +5,7 @@
 use std::io::{IsTerminal, Write};
 
 use crate::report::{ConfigDriftReport, Status};
+use crate::time::format_ms;
 
 use super::ReportFormat;
 
@@ -26,12 +27,6 @@ pub fn print_reports(reports: &[ConfigDriftReport], format: ReportFormat) -> std
         }
     }
     out.flush()
-}
-
-/// RFC 3339 in UTC, to the second.
-pub fn format_ms(ms: i64) -> String {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
-    humantime::format_rfc3339_seconds(t).to_string()
 }
 
 pub fn render_table(reports: &[ConfigDriftReport], colour: bool) -> String {

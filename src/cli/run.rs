@@ -4,15 +4,13 @@
 //! and telemetry and exit 0; SIGHUP reloads the config.
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
-use crate::agent::schedule;
-use crate::agent::{Agent, Overrides, STATE_CACHE_BYTES, agent_info};
-use crate::latch::StateStore;
-use crate::server::{AgentStatus, ServerState};
+use crate::agent::Overrides;
+use crate::app::{self, Assembly, Setup};
 use crate::shard::Shard;
-use crate::telemetry::{LogFormat, Telemetry};
+use crate::telemetry::LogFormat;
+use crate::telemetry::events::{AgentStarted, IntervalOverridden, Lifecycle};
 
 use super::{exit, load_config};
 
@@ -46,131 +44,53 @@ pub fn run(args: RunArgs<'_>) -> anyhow::Result<u8> {
         shard,
     };
     if let Some(interval) = check_interval {
-        tracing::warn!(
-            "--check-interval {} overrides check_interval_minutes = {}; meant for demos and tests.",
-            humantime::format_duration(interval),
-            config.check_interval.as_secs() / 60
-        );
-    }
-
-    let store = match StateStore::open(&config.state.path, STATE_CACHE_BYTES) {
-        Ok(store) => store,
-        Err(e) => return fail(&e.to_string()),
-    };
-    let listener = match std::net::TcpListener::bind(config.server.listen)
-        .and_then(|l| l.set_nonblocking(true).map(|()| l))
-    {
-        Ok(l) => l,
-        Err(e) => {
-            return fail(&format!(
-                "cannot listen on {} (server.listen in {}): {e}",
-                config.server.listen,
-                args.config.display()
-            ));
+        IntervalOverridden {
+            interval,
+            configured: config.check_interval,
         }
-    };
-    let tls = match (&config.server.tls_cert, &config.server.tls_key) {
-        (Some(cert), Some(key)) => match crate::server::server_tls_config(cert, key) {
-            Ok(tls) => Some(tls),
-            Err(e) => return fail(&e.to_string()),
-        },
-        _ => None,
-    };
-    let info = agent_info(&config, &overrides);
-    let telemetry = match Telemetry::init(info.clone()) {
-        Ok(t) => Arc::new(t),
-        Err(e) => return fail(&e.to_string()),
-    };
-    let status = Arc::new(AgentStatus::new(config.mode, info.check_interval));
+        .emit();
+    }
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("cdd-agent")
         .build()?;
-    let code = runtime.block_on(async {
-        let listener = tokio::net::TcpListener::from_std(listener)?;
-        let agent = match Agent::new(
-            args.config,
+    let assembled = {
+        let _in_runtime = runtime.enter();
+        app::assemble(Setup {
+            config_path: args.config,
             config,
             overrides,
-            store,
-            Arc::clone(&telemetry),
-            Arc::clone(&status),
-        ) {
-            Ok(agent) => agent,
-            Err(e) => return fail(&format!("{e:#}")),
-        };
-        serve_until_shutdown(agent, listener, tls, &telemetry, &status).await?;
-        Ok(exit::OK)
-    })?;
+            env: &|k| std::env::var(k).ok(),
+        })
+    };
+    let assembly = match assembled {
+        Ok(a) => a,
+        Err(e) => return fail(&e.to_string()),
+    };
+    let telemetry = assembly.telemetry();
+    runtime.block_on(serve_until_shutdown(assembly))?;
     // Outside the runtime: the exporters' own runtime is dropped here.
     runtime.shutdown_timeout(Duration::from_secs(1));
-    match Arc::try_unwrap(telemetry) {
-        Ok(t) => {
-            if let Err(e) = t.shutdown() {
-                tracing::warn!(error = %e, "Telemetry was not all delivered before exit.");
-            }
-        }
-        Err(t) => {
-            let _ = t.force_flush();
-        }
-    }
-    if code == exit::OK {
-        tracing::info!("Stopped.");
-    }
-    Ok(code)
+    app::shut_down(telemetry);
+    Lifecycle::Stopped.emit();
+    Ok(exit::OK)
 }
 
-async fn serve_until_shutdown(
-    agent: Agent,
-    listener: tokio::net::TcpListener,
-    tls: Option<Arc<rustls::ServerConfig>>,
-    telemetry: &Arc<Telemetry>,
-    status: &Arc<AgentStatus>,
-) -> anyhow::Result<()> {
-    let metrics_source = Arc::clone(telemetry);
-    let state = ServerState {
-        status: Arc::clone(status),
-        metrics: Arc::new(move || metrics_source.metrics().render_prometheus()),
-    };
-    let (mode, interval, bots) = (agent.mode(), agent.interval(), agent.config().bots.len());
-    let scheme = if tls.is_some() { "https" } else { "http" };
-    let running = schedule::start(agent, listener, tls, state)?;
-    spawn_signal_handlers(&running)?;
-    tracing::info!(
-        listen = %format!("{scheme}://{}", running.addr),
-        mode = mode.as_str(),
-        interval = %humantime::format_duration(interval),
+async fn serve_until_shutdown(assembly: Assembly) -> std::io::Result<()> {
+    let (mode, interval, bots) = (assembly.mode(), assembly.interval(), assembly.bot_count());
+    let scheme = if assembly.https() { "https" } else { "http" };
+    let running = assembly.start()?;
+    running.handle_signals()?;
+    AgentStarted {
+        listen: &format!("{scheme}://{}", running.addr),
+        mode: mode.as_str(),
+        interval,
         bots,
-        "Agent started."
-    );
+    }
+    .emit();
     running.join().await;
-    tracing::info!("Shut down.");
-    Ok(())
-}
-
-/// SIGTERM and SIGINT ask for shutdown; each SIGHUP asks for a reload.
-fn spawn_signal_handlers(running: &schedule::Running) -> anyhow::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    let mut hup = signal(SignalKind::hangup())?;
-    let stop = running.stopper();
-    let reloads = running.reloader();
-    tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                _ = term.recv() => break,
-                _ = int.recv() => break,
-                _ = hup.recv() => {
-                    tracing::info!("SIGHUP: reloading the config.");
-                    reloads();
-                }
-            }
-        }
-        tracing::info!("Shutting down.");
-        let _ = stop.send(true);
-    });
+    Lifecycle::ShutDown.emit();
     Ok(())
 }
 

@@ -21,19 +21,17 @@ use std::time::Duration;
 
 use anyhow::Context;
 use serde_json::json;
-use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::agent::schedule;
-use crate::agent::{Agent, CheckResult, CheckView, Overrides, STATE_CACHE_BYTES, agent_info};
-use crate::cli::{now_ms, output::format_ms};
-use crate::latch::{Resolution, StateStore};
+use crate::agent::{CheckResult, CheckView, Overrides};
+use crate::app::{self, Setup, Signals};
+use crate::latch::Resolution;
 use crate::report::{ConfigDriftReport, MatchesCommit, Status};
-use crate::server::{AgentStatus, ServerState};
 use crate::shard::Shard;
 use crate::telemetry::Telemetry;
 use crate::telemetry::export::{Protocol, Signal as OtelSignal};
+use crate::time::{format_ms, now_ms};
 
 use bots::SimulatedBots;
 use repo::DemoRepo;
@@ -76,7 +74,9 @@ enum Ending {
     Interrupted,
 }
 
-pub fn run() -> anyhow::Result<u8> {
+/// Tells the story; an error is one the command line reports (the demo keeps
+/// `anyhow`: its failures are all "this step of the tour could not be done").
+pub fn run() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("cdd-demo")
@@ -85,7 +85,7 @@ pub fn run() -> anyhow::Result<u8> {
     // ends the story through the cleanup below instead of killing the process.
     let mut stop = {
         let _in_runtime = runtime.enter();
-        StopSignals::new().context("listening for Ctrl-C")?
+        Signals::new().context("listening for Ctrl-C")?
     };
     let work = tempfile::Builder::new()
         .prefix("cdd-demo-")
@@ -106,7 +106,7 @@ pub fn run() -> anyhow::Result<u8> {
     // runtime (its providers block), then the folder goes.
     runtime.shutdown_timeout(Duration::from_secs(2));
     if let Some(telemetry) = telemetry {
-        shut_down(telemetry);
+        app::shut_down(telemetry);
     }
     let removed = work
         .close()
@@ -122,29 +122,7 @@ pub fn run() -> anyhow::Result<u8> {
             "Next: `config-drift-detector validate --config FILE`, then `run --config FILE` on your own fleet (see README)."
         );
     }
-    Ok(crate::cli::exit::OK)
-}
-
-/// SIGINT and SIGTERM, either ends the demo.
-struct StopSignals {
-    int: Signal,
-    term: Signal,
-}
-
-impl StopSignals {
-    fn new() -> std::io::Result<StopSignals> {
-        Ok(StopSignals {
-            int: signal(SignalKind::interrupt())?,
-            term: signal(SignalKind::terminate())?,
-        })
-    }
-
-    async fn recv(&mut self) {
-        tokio::select! {
-            _ = self.int.recv() => {}
-            _ = self.term.recv() => {}
-        }
-    }
+    Ok(())
 }
 
 /// Everything the narration uses once the agent runs.
@@ -161,7 +139,7 @@ struct Scene<'a> {
 fn tell(
     runtime: &tokio::runtime::Runtime,
     folder: &Path,
-    stop: &mut StopSignals,
+    stop: &mut Signals,
     telemetry: &mut Option<Arc<Telemetry>>,
 ) -> anyhow::Result<Ending> {
     let repo_dir = folder.join("bot-configs");
@@ -206,26 +184,17 @@ fn tell(
         check_interval: Some(CHECK_INTERVAL),
         shard: Shard::ALL,
     };
-    let info = agent_info(&config, &overrides);
-    let started =
-        Arc::new(Telemetry::init_with(info.clone(), &demo_env).context("starting telemetry")?);
-    *telemetry = Some(Arc::clone(&started));
-    let store = StateStore::open(&config.state.path, STATE_CACHE_BYTES)?;
-    let status = Arc::new(AgentStatus::new(config.mode, info.check_interval));
-    let listen = config.server.listen;
-    let agent = Agent::new(
-        &config_path,
-        config,
-        overrides,
-        store,
-        Arc::clone(&started),
-        Arc::clone(&status),
-    )?;
-    let metrics_source = Arc::clone(&started);
-    let server = ServerState {
-        status,
-        metrics: Arc::new(move || metrics_source.metrics().render_prometheus()),
+    let assembly = {
+        let _in_runtime = runtime.enter();
+        app::assemble(Setup {
+            config_path: &config_path,
+            config,
+            overrides,
+            env: &demo_env,
+        })?
     };
+    let started = assembly.telemetry();
+    *telemetry = Some(Arc::clone(&started));
 
     let client = reqwest::Client::builder()
         .no_proxy()
@@ -233,10 +202,7 @@ fn tell(
         .build()?;
 
     runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .with_context(|| format!("listening on {listen}"))?;
-        let running = schedule::start(agent, listener, None, server)?;
+        let running = assembly.start()?;
         let base = format!("http://{}", running.addr);
         println!(
             "3. The agent runs here (as `config-drift-detector run --config {} --check-interval {interval}s` would), checking every {interval} s:",
@@ -255,7 +221,7 @@ fn tell(
         };
         let ending = tokio::select! {
             biased;
-            () = stop.recv() => {
+            () = stop.stopped() => {
                 println!("\nInterrupted: stopping the agent and cleaning up.");
                 Ok(Ending::Interrupted)
             }
@@ -576,22 +542,6 @@ fn otlp_line(telemetry: &Telemetry) -> String {
         parts.join(", "),
         export.metric_export_interval.as_secs()
     )
-}
-
-/// Flushes and stops telemetry (bounded by `Telemetry::shutdown`).
-fn shut_down(telemetry: Arc<Telemetry>) {
-    match Arc::try_unwrap(telemetry) {
-        Ok(t) => {
-            if let Err(e) = t.shutdown() {
-                tracing::warn!(error = %e, "Telemetry was not all delivered before exit.");
-            }
-        }
-        Err(t) => {
-            if let Err(e) = t.force_flush() {
-                tracing::warn!(error = %e, "Telemetry was not all delivered before exit.");
-            }
-        }
-    }
 }
 
 fn tally(r: &CheckResult) -> String {

@@ -5,9 +5,7 @@
 
 use std::cell::RefCell;
 use std::ffi::OsStr;
-use std::fs;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::Path;
 
 use git2::{
     AutotagOption, Direction, ErrorCode, FetchOptions, Oid, Repository, RepositoryInitOptions,
@@ -26,7 +24,7 @@ pub struct RevReader {
     git: Repository,
     /// The repository as named, credentials redacted.
     name: String,
-    _temp: Option<TempDir>,
+    _temp: Option<tempfile::TempDir>,
 }
 
 /// Reads `PATH` at `REV` of a repository: the file's bytes and the commit's hex id.
@@ -62,13 +60,16 @@ impl RevReader {
             message: fetch::scrub(&fetch::explain(&e, attempts), url_or_path, &name),
         };
         let attempts = RefCell::new(AuthAttempts::default());
-        let temp = TempDir::new().map_err(|e| RepoReadError::Fetch {
-            repo: name.clone(),
-            message: format!("cannot create a temporary folder: {e}"),
-        })?;
+        let temp = tempfile::Builder::new()
+            .prefix("config-drift-detector-diff-")
+            .tempdir()
+            .map_err(|e| RepoReadError::Fetch {
+                repo: name.clone(),
+                message: format!("cannot create a temporary folder: {e}"),
+            })?;
         let mut options = RepositoryInitOptions::new();
         options.bare(true);
-        let git = Repository::init_opts(&temp.path, &options).map_err(|e| failed(e, &attempts))?;
+        let git = Repository::init_opts(temp.path(), &options).map_err(|e| failed(e, &attempts))?;
         clone_refs(&git, url_or_path, &attempts).map_err(|e| failed(e, &attempts))?;
         Ok(RevReader {
             git,
@@ -182,40 +183,4 @@ fn clone_refs(
         git.set_head(&branch)?;
     }
     Ok(())
-}
-
-/// A folder under the system's temporary directory, removed with everything in
-/// it when dropped.
-struct TempDir {
-    path: PathBuf,
-}
-
-impl TempDir {
-    fn new() -> std::io::Result<TempDir> {
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let base = std::env::temp_dir();
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        loop {
-            let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-            let path = base.join(format!(
-                "config-drift-detector-diff-{}-{n}-{nanos}",
-                std::process::id()
-            ));
-            // `create_dir` (not `_all`) fails on an existing folder, so two
-            // processes never share one.
-            match fs::create_dir(&path) {
-                Ok(()) => return Ok(TempDir { path }),
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-                Err(e) => return Err(e),
-            }
-        }
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.path);
-    }
 }

@@ -16,7 +16,9 @@ use axum::Router;
 use axum::routing::get;
 use tokio::sync::oneshot;
 
-pub use health::AgentStatus;
+use crate::agent::AgentStatus;
+use crate::telemetry::events::ServerStop;
+
 pub use tls::{TlsError, server_tls_config};
 
 /// Renders the Prometheus text exposition on demand.
@@ -99,10 +101,7 @@ async fn serve_http(
     match tokio::time::timeout(drain, server).await {
         Ok(result) => result,
         Err(_) => {
-            tracing::warn!(
-                drain_s = drain.as_secs(),
-                "Shutdown stops waiting for connections still open after the drain."
-            );
+            ServerStop::Drained { open: None, drain }.emit();
             Ok(())
         }
     }

@@ -32,6 +32,8 @@ use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tower_service::Service;
 
+use crate::telemetry::events::{AcceptFailed, ServerStop};
+
 /// A `tls_cert`/`tls_key` pair that cannot be used, naming the file at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -214,7 +216,7 @@ pub(super) async fn serve_https(
                 }
                 Err(error) if is_connection_error(&error) => {}
                 Err(error) => {
-                    tracing::warn!(error = %error, "Accepting a connection failed; retrying in a second.");
+                    AcceptFailed { error: &error }.emit();
                     tokio::select! {
                         () = &mut shutdown => break,
                         () = tokio::time::sleep(ACCEPT_BACKOFF) => {}
@@ -235,11 +237,11 @@ pub(super) async fn serve_https(
     })
     .await;
     if drained.is_err() {
-        tracing::warn!(
-            open = connections.len(),
-            drain_s = limits.drain.as_secs(),
-            "Connections still open after the shutdown drain are closed."
-        );
+        ServerStop::Drained {
+            open: Some(connections.len()),
+            drain: limits.drain,
+        }
+        .emit();
         connections.shutdown().await;
     }
     Ok(())

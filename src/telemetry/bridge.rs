@@ -117,7 +117,7 @@ impl<S: Subscriber> tracing_subscriber::Layer<S> for OtelLogBridge {
         };
         event.record(&mut fields);
         let mut record = logger.create_log_record();
-        let now = std::time::SystemTime::now();
+        let now = crate::time::now();
         record.set_timestamp(now);
         record.set_observed_timestamp(now);
         let sev = severity(*meta.level());

@@ -38,9 +38,7 @@ where
         let mut line = Map::new();
         line.insert(
             "timestamp".into(),
-            Value::String(
-                humantime::format_rfc3339_micros(std::time::SystemTime::now()).to_string(),
-            ),
+            Value::String(humantime::format_rfc3339_micros(crate::time::now()).to_string()),
         );
         line.insert("level".into(), Value::String(meta.level().to_string()));
         line.insert("fields".into(), Value::Object(fields.0));

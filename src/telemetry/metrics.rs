@@ -752,7 +752,7 @@ impl Metrics {
         let mut out = Vec::new();
         let encoder = prometheus::TextEncoder::new();
         if let Err(e) = encoder.encode(&self.registry.gather(), &mut out) {
-            tracing::warn!(error = %e, "Cannot render /metrics.");
+            super::events::MetricsUnrendered { error: &e }.emit();
         }
         String::from_utf8(out).unwrap_or_default()
     }

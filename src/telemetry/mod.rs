@@ -115,7 +115,7 @@ impl Telemetry {
     pub fn init_with(info: AgentInfo, env: EnvLookup<'_>) -> Result<Telemetry, TelemetryError> {
         let export = ExportConfig::from_lookup(env)?;
         for w in &export.warnings {
-            tracing::warn!("{w}");
+            events::TelemetryWarning { warning: w }.emit();
         }
         let resource = export::resource(&export, &info.version);
         let drops = Arc::new(DropCounters::default());
