@@ -23,7 +23,7 @@ use crate::agent::{Agent, AgentSetupError, AgentStatus, CheckView, Overrides, ag
 use crate::config::{Config, Mode};
 use crate::latch::{StateError, StateStore};
 use crate::server::{ServerState, TlsError};
-use crate::telemetry::events::{Lifecycle, ServerStop, TelemetryUndelivered};
+use crate::telemetry::events::{Lifecycle, ServerStop, SystemRootsMissing, TelemetryUndelivered};
 use crate::telemetry::export::EnvLookup;
 use crate::telemetry::{Telemetry, TelemetryError};
 
@@ -96,6 +96,9 @@ pub fn assemble(setup: Setup<'_>) -> Result<Assembly, StartupError> {
     };
     let info = agent_info(&config, &overrides);
     let telemetry = Arc::new(Telemetry::init_with(info.clone(), env)?);
+    if let Some(error) = crate::runtime::tls::system_roots_problem() {
+        SystemRootsMissing { error: &error }.emit();
+    }
     let status = Arc::new(AgentStatus::new(config.mode, info.check_interval));
     let agent = Agent::new(
         config_path,

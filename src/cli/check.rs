@@ -55,6 +55,9 @@ pub fn run(
         .enable_all()
         .build()?;
     let (outcome, checker) = runtime.block_on(async {
+        if let Some(error) = crate::runtime::tls::system_roots_problem() {
+            crate::telemetry::events::SystemRootsMissing { error: &error }.emit();
+        }
         let mut checker = Checker::new(Arc::new(config), SecretKey::random())?;
         let outcome = checker.run(&bots, now_ms()).await;
         anyhow::Ok((outcome, checker))

@@ -30,6 +30,7 @@ use crate::latch::Resolution;
 use crate::report::{ConfigDriftReport, MatchesCommit, Status};
 use crate::shard::Shard;
 use crate::telemetry::Telemetry;
+use crate::telemetry::events::AgentNotStopped;
 use crate::telemetry::export::{Protocol, Signal as OtelSignal};
 use crate::time::{format_ms, now_ms};
 
@@ -232,7 +233,7 @@ fn tell(
             .is_err()
         {
             // Whatever still runs is dropped with the runtime.
-            tracing::warn!("The agent did not stop within {STOP_BOUND:?}.");
+            AgentNotStopped { bound: STOP_BOUND }.emit();
         }
         ending
     })

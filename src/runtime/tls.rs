@@ -53,6 +53,16 @@ pub enum TlsSetupError {
     Protocol(rustls::Error),
 }
 
+/// Why the platform's CA certificates cannot be used, when none load: https
+/// bots then need `ca_file`.
+pub fn system_roots_problem() -> Option<String> {
+    let native = rustls_native_certs::load_native_certs();
+    if !native.certs.is_empty() {
+        return None;
+    }
+    native.errors.first().map(ToString::to_string)
+}
+
 /// Builds the client configuration. ALPN offers h2 then http/1.1, as reqwest
 /// would for its own rustls backend: a preconfigured one is used as given.
 pub fn client_config(
@@ -63,15 +73,9 @@ pub fn client_config(
     let mut roots = RootCertStore::empty();
     // Certificates the platform store holds but webpki cannot parse are skipped,
     // as every rustls client does; a missing system store still leaves `ca_file`.
+    // Whoever builds clients says so once when there are none
+    // (`system_roots_problem`); this layer writes no log records.
     let native = rustls_native_certs::load_native_certs();
-    if native.certs.is_empty()
-        && let Some(error) = native.errors.first()
-    {
-        tracing::warn!(
-            error = %error,
-            "System CA certificates could not be loaded; https bots need ca_file."
-        );
-    }
     roots.add_parsable_certificates(native.certs);
     if let Some(path) = ca_file {
         add_ca_file(&mut roots, path)?;

@@ -157,3 +157,29 @@ impl MetricsUnrendered<'_> {
         tracing::warn!(target: PROCESS_TARGET, error = %self.error, "Cannot render /metrics.");
     }
 }
+
+/// No system CA certificate could be loaded: https bots need `ca_file`.
+pub struct SystemRootsMissing<'a> {
+    pub error: &'a str,
+}
+
+impl SystemRootsMissing<'_> {
+    pub fn emit(&self) {
+        tracing::warn!(
+            target: PROCESS_TARGET,
+            error = %self.error,
+            "System CA certificates could not be loaded; https bots need ca_file."
+        );
+    }
+}
+
+/// The demo's agent did not stop within its bound; the runtime drops it.
+pub struct AgentNotStopped {
+    pub bound: Duration,
+}
+
+impl AgentNotStopped {
+    pub fn emit(&self) {
+        tracing::warn!(target: PROCESS_TARGET, "The agent did not stop within {:?}.", self.bound);
+    }
+}
