@@ -25,4 +25,6 @@ pub mod runtime;
 pub mod server;
 pub mod shard;
 pub mod telemetry;
+// Text helpers any layer may use: one-line messages, excerpts, percent-decoding.
+pub mod text;
 pub mod time;
