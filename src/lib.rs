@@ -45,5 +45,7 @@ pub mod canon;
 pub mod report;
 // Which agent of N owns a bot (§13).
 pub mod shard;
+// Text helpers any layer may use: one-line messages, excerpts, percent-decoding.
+pub mod text;
 // The wall clock, durations and times as people write them.
 pub mod time;

@@ -4,10 +4,10 @@
 
 use config_drift_detector::canon::canonical::{CanonOptions, Canonical, canonicalise};
 use config_drift_detector::canon::parse::parse_json_value;
+use config_drift_detector::canon::path::FieldPattern;
 use config_drift_detector::canon::schema::{Schema, SchemaCompileError};
 use config_drift_detector::canon::secret::SecretKey;
 use config_drift_detector::canon::{Decimal, Map, Value};
-use config_drift_detector::diff::path::FieldPattern;
 use config_drift_detector::diff::{DiffOptions, DiffOutcome, diff};
 use config_drift_detector::report::{DriftKind, Side};
 

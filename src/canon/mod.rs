@@ -2,10 +2,19 @@
 //! [`Value`] under the contract's validity rules (§4), then canonicalise it through
 //! the bot's JSON Schema (§6.2): defaults filled, keyed arrays, sets, ignored and
 //! secret properties. No I/O, no clock.
+//!
+//! It also owns the words `diff` compares in: leaf paths and `ignore_fields`
+//! patterns (`path.rs`) and flattening a canonical tree to leaves (`flatten.rs`),
+//! so `diff` only imports from here. Parsing: `parse.rs` dispatches to `json.rs`,
+//! `yaml.rs` and `toml_doc.rs`, which all report in `parse_error.rs`'s terms.
 
 pub mod canonical;
+pub mod flatten;
+mod json;
 pub mod number;
 pub mod parse;
+pub mod parse_error;
+pub mod path;
 pub mod schema;
 pub mod secret;
 pub mod toml_doc;
@@ -13,7 +22,8 @@ pub mod value;
 pub mod yaml;
 
 pub use number::Decimal;
-pub use parse::{ParseError, ParseLimits, parse_document};
+pub use parse::parse_document;
+pub use parse_error::{ParseError, ParseLimits};
 pub use value::{Map, Value};
 
 /// A document's format, chosen by file extension.

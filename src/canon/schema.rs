@@ -16,9 +16,10 @@ use jsonschema::ValidationError;
 use jsonschema::error::ValidationErrorKind;
 use sha2::{Digest, Sha256};
 
+use crate::canon::path::{Path, Segment};
 use crate::canon::value::Value;
-use crate::diff::path::{Path, Segment};
 use crate::report::{SchemaError, Side};
+use crate::text::{one_line_spaced, percent_decode};
 
 /// Index of a compiled node in [`Schema`]'s graph.
 pub(crate) type NodeId = usize;
@@ -139,7 +140,7 @@ impl Schema {
             .map_err(|e| {
                 // A build error's instance path is the spot in the schema at fault.
                 let at = e.instance_path().as_str();
-                let reason = one_line(&e.to_string());
+                let reason = one_line_spaced(&e.to_string());
                 SchemaCompileError::Invalid(if at.is_empty() {
                     reason
                 } else {
@@ -187,7 +188,7 @@ impl Schema {
             let message = if inside || contains {
                 secret_safe_message(&error, inside)
             } else {
-                one_line(&error.to_string())
+                one_line_spaced(&error.to_string())
             };
             let path = Path(location);
             if matches!(error.kind(), ValidationErrorKind::UniqueItems) {
@@ -295,14 +296,9 @@ fn secret_safe_message(error: &ValidationError<'_>, inside: bool) -> String {
             } else {
                 "the value (which holds a secret)"
             };
-            one_line(&error.masked_with(placeholder).to_string())
+            one_line_spaced(&error.masked_with(placeholder).to_string())
         }
     }
-}
-
-/// Error texts may hold newlines (nested errors); reports want one line.
-fn one_line(s: &str) -> String {
-    s.replace(['\r', '\n'], " ")
 }
 
 /// Address of a subschema inside the borrowed document: identity for memoising.
@@ -491,7 +487,7 @@ impl<'a> Compiler<'a> {
 
 /// `$anchor` names anywhere in the document (no `$id` scoping: one document).
 fn collect_anchors<'a>(v: &'a Value, out: &mut HashMap<&'a str, &'a Value>, depth: usize) {
-    if depth > crate::canon::parse::MAX_DEPTH {
+    if depth > crate::canon::parse_error::MAX_DEPTH {
         return;
     }
     match v {
@@ -510,27 +506,6 @@ fn collect_anchors<'a>(v: &'a Value, out: &mut HashMap<&'a str, &'a Value>, dept
         }
         _ => {}
     }
-}
-
-/// URI fragments may percent-encode characters (`#/$defs/a%20b`).
-fn percent_decode(s: &str) -> Option<String> {
-    if !s.contains('%') {
-        return Some(s.to_owned());
-    }
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let hex = s.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 #[cfg(test)]

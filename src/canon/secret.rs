@@ -10,7 +10,7 @@ use std::fmt;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::diff::path::redaction_token;
+use crate::canon::path::redaction_token;
 
 type HmacSha256 = Hmac<Sha256>;
 

@@ -18,8 +18,9 @@ use toml::de::{DeTable, DeValue};
 use toml::value::Datetime;
 
 use super::number::Decimal;
-use super::parse::{MAX_DEPTH, ParseError, Position, excerpt, one_line};
+use super::parse_error::{MAX_DEPTH, ParseError, Position};
 use super::value::{DuplicateKey, Map, Value};
+use crate::text::{excerpt, one_line_clipped};
 
 /// Parses a TOML document; its root is always a table.
 pub(crate) fn parse_toml(text: &str) -> Result<Value, ParseError> {
@@ -52,7 +53,7 @@ fn toml_error(text: &str, e: &toml::de::Error) -> ParseError {
         _ => ParseError::Syntax {
             at,
             format: "TOML",
-            message: one_line(&message),
+            message: one_line_clipped(&message),
         },
     }
 }
@@ -151,7 +152,8 @@ fn rfc3339(d: &Datetime, written: Option<&str>) -> String {
 mod tests {
     use super::*;
     use crate::canon::Format;
-    use crate::canon::parse::{ParseLimits, parse_document};
+    use crate::canon::parse::parse_document;
+    use crate::canon::parse_error::ParseLimits;
 
     fn toml(s: &str) -> Result<Value, ParseError> {
         parse_document(s.as_bytes(), Format::Toml, &ParseLimits::default())

@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::canon::Decimal;
-use crate::diff::path::FieldPattern;
+use crate::canon::path::FieldPattern;
 
 /// `off | shadow | advisory | enforced` (§13).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]

@@ -13,6 +13,8 @@ use std::fmt;
 use serde::Deserialize;
 use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
 
+use crate::text::one_line_joined;
+
 /// The top level of the configuration file.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -234,7 +236,7 @@ fn parse_with<T: DeserializeOwned + Default>(
             // shape the walk does not know, so say what serde said, once.
             structure.problems.push(format!(
                 "the file could not be read: {}",
-                one_line(e.message())
+                one_line_joined(e.message())
             ));
             Ok((T::default(), structure))
         }
@@ -250,17 +252,8 @@ fn syntax_error(text: &str, e: &toml::de::Error) -> SyntaxError {
     SyntaxError {
         line,
         column,
-        message: one_line(e.message()),
+        message: one_line_joined(e.message()),
     }
-}
-
-fn one_line(message: &str) -> String {
-    message
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect::<Vec<_>>()
-        .join("; ")
 }
 
 /// Where a key sits, for messages (`unknown key `x` in [runtime]`) and for the
@@ -430,7 +423,7 @@ fn wrong_type_message(key: &str, value: &toml::Value, place: &Place, serde: &str
         }
         _ => format!(
             "`{key}`{place} has a value of the wrong type: {}",
-            one_line(serde)
+            one_line_joined(serde)
         ),
     }
 }

@@ -7,18 +7,16 @@
 //! in exact decimal arithmetic) — in path order. Secret values never reach a
 //! `FieldDrift`: only their token does.
 
-pub mod flatten;
-pub mod path;
 mod walk;
 
 use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
 
 use crate::canon::canonical::{Canonical, Shape};
+use crate::canon::flatten;
 use crate::canon::number::Decimal;
+use crate::canon::path::Path;
 use crate::report::{DriftKind, SchemaError};
-
-use path::Path;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DiffOptions {
@@ -158,6 +156,7 @@ mod tests {
     use super::*;
     use crate::canon::canonical::{CanonOptions, canonicalise};
     use crate::canon::parse::parse_json_value;
+    use crate::canon::path;
     use crate::canon::schema::Schema;
     use crate::canon::secret::SecretKey;
     use crate::report::Side;
@@ -261,5 +260,30 @@ mod tests {
         assert_eq!(union_count(&[p("a"), p("b")], &[p("b"), p("c")]), 3);
         assert_eq!(union_count(&[], &[p("b")]), 1);
         assert_eq!(union_count(&[p("a")], &[]), 1);
+    }
+
+    /// A set member's shown form reuses its real JSON only when nothing inside it
+    /// is secret; a secret nested in a member must still be redacted.
+    #[test]
+    fn set_members_holding_a_nested_secret_show_only_its_token() {
+        let schema = Schema::compile(&j(r#"{"properties": {"s": {"uniqueItems": true,
+            "items": {"properties": {"k": {"x-drift-secret": true}}}}}}"#))
+        .expect("compiles");
+        let key = SecretKey::from_bytes([5; 32]);
+        let opts = CanonOptions {
+            ignore_fields: &[],
+            secret_key: &key,
+        };
+        let doc = r#"{"s": [{"k": "hunter2", "a": 1}, "plain"]}"#;
+        let running = canonicalise(j(doc), Some(&schema), Side::Running, &opts);
+        let committed = canonicalise(j("{}"), Some(&schema), Side::Committed, &opts);
+        let json = running.redacted_canonical_json();
+        assert!(!json.contains("hunter2"), "{json}");
+        assert!(json.contains(r#""plain""#), "{json}");
+        let outcome = diff(&running, &committed, &DiffOptions::default());
+        let shown = format!("{:?}", outcome.drifts);
+        assert_eq!(outcome.drifts.len(), 2, "{shown}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("<redacted:hmac-sha256:"), "{shown}");
     }
 }

@@ -2,7 +2,7 @@
 //! leaf path whose values differ, in path order (§6.3–6.5). Pure: no I/O.
 //!
 //! Equivalent by construction to flattening both trees jointly (see
-//! `flatten::flatten_pair`) and merge-joining the two sorted leaf lists, but a
+//! `canon::flatten::flatten_pair`) and merge-joining the two sorted leaf lists, but a
 //! path is only materialised for a drift: equal leaves cost no allocation, and a
 //! cached `Canonical` need not keep a flattened copy of itself. Keyed arrays are
 //! matched by key only when both sides could be keyed, else by position.
@@ -10,11 +10,11 @@
 use std::cmp::Ordering;
 
 use crate::canon::canonical::{CKind, CNode};
+use crate::canon::flatten::{Leaf, LeafValue, flatten_children, flatten_node, member_leaf};
 use crate::canon::number::Decimal;
+use crate::canon::path::{Member, Segment, redaction_token};
 use crate::canon::value::{Value, write_json_string};
 use crate::diff::FieldDrift;
-use crate::diff::flatten::{Leaf, LeafValue, flatten_children, flatten_node, member_leaf};
-use crate::diff::path::{Member, Segment, redaction_token};
 use crate::report::DriftKind;
 
 /// A path segment borrowed from the trees being walked.

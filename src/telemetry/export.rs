@@ -22,6 +22,8 @@ use opentelemetry_sdk::metrics::Temporality;
 use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData, ResourceMetrics};
 use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
 
+use crate::text::percent_decode;
+
 /// A name → value lookup standing in for the process environment, so tests never
 /// mutate the real one.
 pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
@@ -358,23 +360,6 @@ fn parse_key_values(var: &str, text: &str) -> Result<Vec<(String, String)>, Expo
         out.push((k.to_string(), v));
     }
     Ok(out)
-}
-
-fn percent_decode(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = text.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 /// What export dropped, per signal; read by `drift_telemetry_dropped_total`.

@@ -8,7 +8,7 @@
 
 use crate::canon::canonical::{CKind, CNode};
 use crate::canon::number::Decimal;
-use crate::diff::path::{Member, Path, Segment};
+use crate::canon::path::{Member, Path, Segment};
 
 /// One leaf of a canonical document. Its `Debug` never shows a secret's value.
 #[derive(Clone, PartialEq, Eq)]
@@ -35,7 +35,7 @@ impl std::fmt::Debug for Leaf {
         let mut d = f.debug_struct("Leaf");
         d.field("path", &self.path.to_string());
         match &self.secret {
-            Some(hmac) => d.field("value", &crate::diff::path::redaction_token(hmac)),
+            Some(hmac) => d.field("value", &crate::canon::path::redaction_token(hmac)),
             None => d.field("value", &self.value),
         };
         d.finish()
