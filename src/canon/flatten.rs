@@ -6,9 +6,9 @@
 //! where it reports: subtrees present on one side, or shaped differently. Leaves keep real values (for comparison); a
 //! secret leaf also carries its HMAC, which is all that may be shown.
 
-use crate::canon::canonical::{CKind, CNode};
 use crate::canon::number::Decimal;
 use crate::canon::path::{Member, Path, Segment};
+use crate::canon::tree::{CKind, CNode};
 
 /// One leaf of a canonical document. Its `Debug` never shows a secret's value.
 #[derive(Clone, PartialEq, Eq)]

@@ -18,6 +18,7 @@ pub mod path;
 pub mod schema;
 pub mod secret;
 pub mod toml_doc;
+pub mod tree;
 pub mod value;
 pub mod yaml;
 

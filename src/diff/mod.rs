@@ -12,10 +12,11 @@ mod walk;
 use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
 
-use crate::canon::canonical::{Canonical, Shape};
+use crate::canon::canonical::Canonical;
 use crate::canon::flatten;
 use crate::canon::number::Decimal;
 use crate::canon::path::Path;
+use crate::canon::tree::Shape;
 use crate::report::{DriftKind, SchemaError};
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -9,10 +9,10 @@
 
 use std::cmp::Ordering;
 
-use crate::canon::canonical::{CKind, CNode};
 use crate::canon::flatten::{Leaf, LeafValue, flatten_children, flatten_node, member_leaf};
 use crate::canon::number::Decimal;
 use crate::canon::path::{Member, Segment, redaction_token};
+use crate::canon::tree::{CKind, CNode};
 use crate::canon::value::{Value, write_json_string};
 use crate::diff::FieldDrift;
 use crate::report::DriftKind;
