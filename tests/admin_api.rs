@@ -17,7 +17,8 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use support::agent::{AgentProcess, field};
 use support::fleet_agent::{Fleet, with_limit};
-use support::{binary, poll};
+use support::pki::Pki;
+use support::{binary, poll, stderr, stdout};
 
 /// Generous bound for anything that should take one or two short intervals.
 const SOON: Duration = Duration::from_secs(30);
@@ -578,14 +579,6 @@ fn cli(args: &[&str], token: Option<&str>, cwd: &Path) -> Output {
         cmd.env("CDD_TOKEN", t);
     }
     cmd.output().expect("the binary runs")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 /// The audit log as the API lists it.
@@ -1379,32 +1372,23 @@ fn audit_entries_past_retention_are_pruned_and_the_chain_verifies_from_its_ancho
 /// The clients against an agent serving HTTPS (`[server] tls_cert`/`tls_key`)
 /// with a private CA: trusted through `CDD_CA_FILE`, refused in one sentence
 /// without it. The agent is the real binary; the CA and its certificate for
-/// 127.0.0.1 are made here by rcgen.
+/// 127.0.0.1 are the test PKI's.
 #[test]
 fn cli_clients_reach_an_https_agent_through_cdd_ca_file() {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
     let fleet = Fleet::new(&["alpha"]);
     let dir = fleet.dir.path();
-    let mut ca_params = CertificateParams::new(Vec::new()).expect("CA params");
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca_key = KeyPair::generate().expect("CA key");
-    let ca = ca_params.self_signed(&ca_key).expect("CA certificate");
-    let issuer = Issuer::new(ca_params, ca_key);
-    let leaf_key = KeyPair::generate().expect("server key");
-    let leaf = CertificateParams::new(vec!["127.0.0.1".to_owned()])
-        .expect("server params")
-        .signed_by(&leaf_key, &issuer)
-        .expect("server certificate");
-    std::fs::write(dir.join("ca.pem"), ca.pem()).expect("CA written");
-    std::fs::write(dir.join("server.pem"), leaf.pem()).expect("certificate written");
-    std::fs::write(dir.join("server.key"), leaf_key.serialize_pem()).expect("key written");
+    let pki = Pki::new();
+    let ca = pki.ca.to_str().expect("utf-8");
     let config = admin_config(&fleet, &["alpha"], (100, 100));
     let text = std::fs::read_to_string(&config).expect("config");
     std::fs::write(
         &config,
         text.replace(
             "[server]\n",
-            "[server]\ntls_cert = \"server.pem\"\ntls_key = \"server.key\"\n",
+            &format!(
+                "[server]\ntls_cert = {:?}\ntls_key = {:?}\n",
+                pki.server_cert, pki.server_key
+            ),
         ),
     )
     .expect("config written");
@@ -1436,7 +1420,7 @@ fn cli_clients_reach_an_https_agent_through_cdd_ca_file() {
                 agent.log_text()
             );
         }
-        let out = bots(Some("ca.pem"));
+        let out = bots(Some(ca));
         // One report per line (JSON lines).
         let text = stdout(&out);
         let reports: Vec<Value> = text

@@ -599,7 +599,7 @@ fn a_check_with_another_repository_never_repoints_the_agents_clone() {
 
     // A staging config in the same folder, the same checkout_dir by default,
     // another repository whose committed config equals the running one.
-    let staging = support::repo::FixtureRepo::new();
+    let staging = support::origin::FixtureRepo::new();
     staging.write("bots/alpha.json", &with_limit(12));
     staging.commit("staging configs");
     let text = std::fs::read_to_string(&config).expect("config");

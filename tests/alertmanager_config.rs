@@ -236,7 +236,7 @@ fn inhibition_rules_match_on_labels_both_alerts_carry() {
 /// loopback port, so the real Alertmanager never reaches out.
 fn loopback_config() -> String {
     let text = std::fs::read_to_string(config_path()).expect("config");
-    let closed = format!("http://127.0.0.1:{}/", tools::free_port());
+    let closed = format!("http://127.0.0.1:{}/", support::free_port());
     let replaced = text
         .replace("https://pager.example.invalid/", &closed)
         .replace("https://hooks.slack.example.invalid/", &closed);

@@ -9,7 +9,7 @@ use config_drift_detector::canon::secret::SecretKey;
 use config_drift_detector::check::Checker;
 use config_drift_detector::report::Status;
 use support::bots::{BotServer, Reply};
-use support::repo::FixtureRepo;
+use support::origin::FixtureRepo;
 
 fn statuses(outcome: &config_drift_detector::check::CheckOutcome) -> Vec<(String, Status, usize)> {
     outcome

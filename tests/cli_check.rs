@@ -5,7 +5,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use support::bots::{BotServer, Reply, dead_url};
-use support::repo::FixtureRepo;
+use support::origin::FixtureRepo;
 use support::{json_lines, run, stderr, write_config};
 
 const SCHEMA: &str = r#"{
@@ -204,9 +204,10 @@ fn misbehaving_bots_are_unknown_with_their_reason_and_the_others_unaffected() {
         Reply::Trickle(Duration::from_millis(200), body.clone()),
     );
     f.bots.set("/error", Reply::Status(500));
-    f.bots.set("/redirect", Reply::Status(302));
+    f.bots
+        .set("/redirect", Reply::Redirect("/elsewhere".into()));
     f.bots.set("/huge", Reply::DeclaredLength(1 << 40));
-    f.bots.set("/endless", Reply::Endless);
+    f.bots.set("/endless", Reply::Endless(8192));
     f.bots
         .set("/notjson", Reply::Json("<html>hello</html>".into()));
     f.bots.set("/array", Reply::Json("[1, 2]".into()));

@@ -2,8 +2,10 @@
 //! from its checks and its live `/metrics`, exits by itself, and leaves nothing
 //! behind — also when interrupted with Ctrl-C (SIGINT) part-way.
 
+#[allow(dead_code)]
+#[path = "support/otlp_receiver.rs"]
+mod otlp_receiver;
 mod support;
-mod telemetry_receiver;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::PathBuf;
@@ -282,7 +284,7 @@ fn ctrl_c_right_at_the_start_still_cleans_up() {
 
 #[test]
 fn with_an_otlp_endpoint_the_demo_says_so_and_the_story_arrives_there() {
-    let rx = telemetry_receiver::grpc();
+    let rx = otlp_receiver::grpc();
     let endpoint = rx.endpoint();
     let demo = Demo::start_with(&[("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str())]);
     let folder = demo.folder();
@@ -297,7 +299,7 @@ fn with_an_otlp_endpoint_the_demo_says_so_and_the_story_arrives_there() {
     // Telemetry is flushed before the demo exits: the whole story is there.
     let records = rx.store.log_records();
     let code = |r: &opentelemetry_proto::tonic::logs::v1::LogRecord| {
-        telemetry_receiver::attr_str(&r.attributes, "reason_code")
+        otlp_receiver::attr_str(&r.attributes, "reason_code")
     };
     assert!(
         records
@@ -311,7 +313,7 @@ fn with_an_otlp_endpoint_the_demo_says_so_and_the_story_arrives_there() {
         .find(|r| code(r).as_deref() == Some("GOV_CONFIG_DRIFT_RESOLVED"))
         .expect("GOV_CONFIG_DRIFT_RESOLVED arrived over OTLP");
     assert_eq!(
-        telemetry_receiver::attr_str(&resolved.attributes, "resolved_by").as_deref(),
+        otlp_receiver::attr_str(&resolved.attributes, "resolved_by").as_deref(),
         Some("commit")
     );
     assert!(

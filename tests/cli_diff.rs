@@ -2,7 +2,7 @@
 
 mod support;
 
-use support::repo::FixtureRepo;
+use support::origin::FixtureRepo;
 use support::{json_lines, run, run_with_stdin, stderr};
 
 fn write(dir: &std::path::Path, name: &str, text: &str) -> String {

@@ -16,7 +16,7 @@ const BOT: &str =
 #[test]
 fn a_valid_config_passes_and_warnings_are_printed() {
     let d = tempfile::tempdir().expect("tmp");
-    let repo = support::repo::FixtureRepo::new();
+    let repo = support::origin::FixtureRepo::new();
     let cfg = config(
         d.path(),
         &format!(

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use support::bots::{BotServer, Reply};
 use support::fleet::{SCHEMA, generate};
-use support::repo::FixtureRepo;
+use support::origin::FixtureRepo;
 use support::{json_lines, run, stderr};
 
 #[test]

@@ -1,14 +1,14 @@
 //! The committed side against real Git repositories: the pinned branch, outages
 //! and their clock, tree lookups, blobs, signatures and the shared lock (§5).
 
-mod repo_fixture;
+mod support;
 
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use config_drift_detector::repo::{CommittedRepo, RepoSetupError, Snapshot, TreeEntry};
 use config_drift_detector::report::{SignatureState, UnknownReason};
-use repo_fixture::{Change, Origin, repo_config};
+use support::origin::{Change, Origin, repo_config};
 
 const T0: i64 = 1_715_000_000_000;
 
@@ -179,10 +179,7 @@ fn never_fetched_repo_is_unreachable_then_stale_from_the_first_failure() {
 #[test]
 fn token_in_the_url_never_appears_in_a_failure() {
     // A loopback port nobody listens on: connection refused at once.
-    let port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
-    };
+    let port = support::free_port();
     let temp = tempfile::tempdir().unwrap();
     let url = format!("https://deploy:tok3n-s3cret@127.0.0.1:{port}/configs.git");
     let cfg = repo_config(&url, "main", &temp.path().join("checkout"));
@@ -205,10 +202,7 @@ fn token_in_the_url_never_appears_in_a_failure() {
 
 #[test]
 fn ssh_remote_that_does_not_answer_is_unreachable() {
-    let port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
-    };
+    let port = support::free_port();
     let temp = tempfile::tempdir().unwrap();
     let url = format!("ssh://git@127.0.0.1:{port}/configs.git");
     let mut repo = CommittedRepo::open(&repo_config(&url, "main", &temp.path().join("c"))).unwrap();

@@ -1,7 +1,7 @@
 //! The branch history behind `content_signature` (§5) and `matches_commit` (§7),
 //! and `diff --repo REV:PATH` reads, against real commits.
 
-mod repo_fixture;
+mod support;
 
 use std::time::Instant;
 
@@ -10,7 +10,7 @@ use config_drift_detector::repo::{
 };
 use config_drift_detector::report::SignatureState;
 use git2::Oid;
-use repo_fixture::{Change, Origin, repo_config};
+use support::origin::{Change, Origin, repo_config};
 
 const T0: i64 = 1_715_000_000_000;
 const CONFIG: &str = "bots/a.yaml";
@@ -521,10 +521,7 @@ fn shallow_checkout_is_refused_naming_its_path() {
 
 #[test]
 fn token_in_a_diff_repo_url_never_appears_in_an_error() {
-    let port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
-    };
+    let port = support::free_port();
     let url = format!("https://ci:hunter2-token@127.0.0.1:{port}/configs.git");
     let err = RevReader::open(&url).err().unwrap().to_string();
     assert!(!err.contains("hunter2-token"), "{err}");

@@ -1,6 +1,6 @@
 //! `file://` running configs through `Fetcher::fetch_all`.
 
-mod runtime_support;
+mod support;
 
 use std::time::{Duration, Instant};
 
@@ -8,7 +8,8 @@ use config_drift_detector::canon::Format;
 use config_drift_detector::config::RuntimeSource;
 use config_drift_detector::report::UnknownReason;
 use config_drift_detector::runtime::{Fetched, Fetcher};
-use runtime_support::{bot, runtime_config, temp_dir, write_file};
+use support::bot_config::{bot, runtime_config};
+use support::{temp_dir, write_file};
 
 fn deadline() -> Instant {
     Instant::now() + Duration::from_secs(30)

@@ -2,8 +2,9 @@
 //! loopback: through `check --config` (the built binary, a real Git repo) for
 //! what an operator sees, and through `Fetcher` for connection reuse.
 
-mod grpc_support;
-mod runtime_support;
+#[allow(dead_code)]
+#[path = "support/grpc_bot.rs"]
+mod grpc_bot;
 mod support;
 
 use std::time::{Duration, Instant};
@@ -11,8 +12,10 @@ use std::time::{Duration, Instant};
 use config_drift_detector::config::RuntimeSource;
 use config_drift_detector::report::UnknownReason;
 use config_drift_detector::runtime::{Fetched, Fetcher};
-use grpc_support::{Answer, GrpcBot, Pki};
-use support::repo::FixtureRepo;
+use grpc_bot::{Answer, GrpcBot};
+use support::bot_config;
+use support::origin::FixtureRepo;
+use support::pki::Pki;
 use support::{json_lines, run, stderr, stdout, write_config};
 use tonic::Code;
 
@@ -163,7 +166,7 @@ fn down_slow_and_failing_grpc_bots_are_unknown_with_the_contracts_reasons() {
     .set("not-json", Answer::Config("max_usd: 100".into(), 0))
     .set("ok", Answer::Config(COMMITTED.into(), 0));
     // "not-found" is never set: the bot answers NOT_FOUND for it.
-    let down = format!("grpc://127.0.0.1:{}", runtime_support::free_port());
+    let down = format!("grpc://127.0.0.1:{}", support::free_port());
 
     let bots: Vec<(&str, String)> = slugs
         .iter()
@@ -383,7 +386,7 @@ fn headers_arrive_as_metadata_and_their_values_are_never_printed() {
 // Fetcher-level: what the binary cannot show.
 
 fn grpc_bot(slug: &str, bot: &GrpcBot) -> config_drift_detector::config::Bot {
-    runtime_support::bot(
+    bot_config::bot(
         slug,
         RuntimeSource::Grpc {
             authority: bot.authority(),
@@ -413,7 +416,7 @@ async fn one_connection_per_endpoint_is_kept_across_checks() {
             grpc_bot(s, &bot)
         })
         .collect();
-    let fetcher = Fetcher::new(&runtime_support::runtime_config(2_000, 8, 4096)).unwrap();
+    let fetcher = Fetcher::new(&bot_config::runtime_config(2_000, 8, 4096)).unwrap();
     for check in 0..3 {
         let got = fetcher.fetch_all(&bots, far_deadline()).await;
         for f in &got {
@@ -431,7 +434,7 @@ async fn one_connection_per_endpoint_is_kept_across_checks() {
 async fn a_timed_out_fetch_reconnects_next_time_and_a_bot_back_up_is_read() {
     let bot = GrpcBot::start();
     bot.set("b", Answer::Slow(Duration::from_secs(30), COMMITTED.into()));
-    let fetcher = Fetcher::new(&runtime_support::runtime_config(300, 8, 4096)).unwrap();
+    let fetcher = Fetcher::new(&bot_config::runtime_config(300, 8, 4096)).unwrap();
     let bots = [grpc_bot("b", &bot)];
 
     let got = fetcher.fetch_all(&bots, far_deadline()).await;
@@ -449,9 +452,9 @@ async fn a_timed_out_fetch_reconnects_next_time_and_a_bot_back_up_is_read() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bot_down_at_first_is_read_once_it_is_up() {
     // The channel to a refused endpoint stays cached: it must connect anew later.
-    let port = runtime_support::free_port();
-    let fetcher = Fetcher::new(&runtime_support::runtime_config(2_000, 8, 4096)).unwrap();
-    let bots = [runtime_support::bot(
+    let port = support::free_port();
+    let fetcher = Fetcher::new(&bot_config::runtime_config(2_000, 8, 4096)).unwrap();
+    let bots = [bot_config::bot(
         "b",
         RuntimeSource::Grpc {
             authority: format!("127.0.0.1:{port}"),
@@ -476,8 +479,8 @@ async fn a_bot_that_hangs_up_is_unreachable() {
             drop(tcp);
         }
     });
-    let fetcher = Fetcher::new(&runtime_support::runtime_config(2_000, 8, 4096)).unwrap();
-    let bots = [runtime_support::bot(
+    let fetcher = Fetcher::new(&bot_config::runtime_config(2_000, 8, 4096)).unwrap();
+    let bots = [bot_config::bot(
         "b",
         RuntimeSource::Grpc {
             authority: format!("127.0.0.1:{port}"),

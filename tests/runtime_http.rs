@@ -1,14 +1,16 @@
 //! `http://` running configs through `Fetcher::fetch_all`, against real loopback
 //! bots whose every byte and pause the test controls.
 
-mod runtime_support;
+mod support;
 
 use std::time::{Duration, Instant};
 
 use config_drift_detector::canon::Format;
 use config_drift_detector::report::UnknownReason;
 use config_drift_detector::runtime::{Fetched, Fetcher, RuntimeSetupError};
-use runtime_support::{Behaviour, free_port, header, http_bot, runtime_config, spawn_bot};
+use support::bot_config::{header, http_bot, runtime_config};
+use support::bots::{BotServer, Reply};
+use support::free_port;
 
 const OK_BODY: &str = r#"{"max_usd":100}"#;
 
@@ -37,38 +39,27 @@ fn body(f: &Fetched) -> &[u8] {
 async fn each_failing_bot_gets_its_reason_while_the_others_succeed_within_the_timeout() {
     let timeout_ms = 300;
     let max_body = 64 * 1024;
-    let ok_a = spawn_bot(Behaviour::Json(OK_BODY.into())).await;
-    let sleeper = spawn_bot(Behaviour::SleepThenJson(
-        Duration::from_secs(30),
-        OK_BODY.into(),
-    ))
-    .await;
-    let trickler = spawn_bot(Behaviour::Trickle(
-        "x".repeat(1000),
-        Duration::from_millis(10),
-    ))
-    .await;
-    let error500 = spawn_bot(Behaviour::Status(500, vec![])).await;
-    let redirect = spawn_bot(Behaviour::Status(
-        302,
-        vec![format!("Location: {}", ok_a.url)],
-    ))
-    .await;
-    let huge = spawn_bot(Behaviour::Declare(10_000_000_000)).await;
-    let chunked = spawn_bot(Behaviour::ChunkedForever(8 * 1024)).await;
+    let ok_a = BotServer::answering(Reply::Json(OK_BODY.into()));
+    let sleeper = BotServer::answering(Reply::Stall(Duration::from_secs(30), OK_BODY.into()));
+    let trickler =
+        BotServer::answering(Reply::Trickle(Duration::from_millis(10), "x".repeat(1000)));
+    let error500 = BotServer::answering(Reply::Status(500));
+    let redirect = BotServer::answering(Reply::Redirect(ok_a.url("/config")));
+    let huge = BotServer::answering(Reply::DeclaredLength(10_000_000_000));
+    let chunked = BotServer::answering(Reply::Endless(8 * 1024));
     let refused = format!("http://127.0.0.1:{}/config", free_port());
-    let ok_b = spawn_bot(Behaviour::Json(r#"{"b":true}"#.into())).await;
+    let ok_b = BotServer::answering(Reply::Json(r#"{"b":true}"#.into()));
 
     let bots = vec![
-        http_bot("ok-a", ok_a.url.clone()),
-        http_bot("sleeper", sleeper.url.clone()),
-        http_bot("trickler", trickler.url.clone()),
-        http_bot("error500", error500.url.clone()),
-        http_bot("redirect", redirect.url.clone()),
-        http_bot("huge", huge.url.clone()),
-        http_bot("chunked", chunked.url.clone()),
+        http_bot("ok-a", ok_a.url("/config")),
+        http_bot("sleeper", sleeper.url("/config")),
+        http_bot("trickler", trickler.url("/config")),
+        http_bot("error500", error500.url("/config")),
+        http_bot("redirect", redirect.url("/config")),
+        http_bot("huge", huge.url("/config")),
+        http_bot("chunked", chunked.url("/config")),
         http_bot("refused", refused),
-        http_bot("ok-b", ok_b.url.clone()),
+        http_bot("ok-b", ok_b.url("/config")),
     ];
     let fetcher = Fetcher::new(&runtime_config(timeout_ms, 16, max_body)).unwrap();
 
@@ -127,10 +118,10 @@ async fn each_failing_bot_gets_its_reason_while_the_others_succeed_within_the_ti
 
 #[tokio::test]
 async fn huge_declared_length_is_refused_before_the_timeout() {
-    let huge = spawn_bot(Behaviour::Declare(2_000_000)).await;
+    let huge = BotServer::answering(Reply::DeclaredLength(2_000_000));
     let fetcher = Fetcher::new(&runtime_config(2_000, 4, 1_000_000)).unwrap();
     let got = fetcher
-        .fetch_all(&[http_bot("huge", huge.url.clone())], far_deadline())
+        .fetch_all(&[http_bot("huge", huge.url("/config"))], far_deadline())
         .await;
     assert_eq!(failure(&got[0]).0, UnknownReason::RuntimeTooLarge);
     let took = got[0].duration.unwrap();
@@ -139,14 +130,14 @@ async fn huge_declared_length_is_refused_before_the_timeout() {
 
 #[tokio::test]
 async fn body_of_exactly_max_body_bytes_is_accepted_and_one_more_is_not() {
-    let exact = spawn_bot(Behaviour::Json("a".repeat(100))).await;
-    let over = spawn_bot(Behaviour::Json("a".repeat(101))).await;
+    let exact = BotServer::answering(Reply::Json("a".repeat(100)));
+    let over = BotServer::answering(Reply::Json("a".repeat(101)));
     let fetcher = Fetcher::new(&runtime_config(2_000, 4, 100)).unwrap();
     let got = fetcher
         .fetch_all(
             &[
-                http_bot("exact", exact.url.clone()),
-                http_bot("over", over.url.clone()),
+                http_bot("exact", exact.url("/config")),
+                http_bot("over", over.url("/config")),
             ],
             far_deadline(),
         )
@@ -157,10 +148,13 @@ async fn body_of_exactly_max_body_bytes_is_accepted_and_one_more_is_not() {
 
 #[tokio::test]
 async fn chunked_body_past_the_limit_is_cut_off() {
-    let chunked = spawn_bot(Behaviour::ChunkedForever(1000)).await;
+    let chunked = BotServer::answering(Reply::Endless(1000));
     let fetcher = Fetcher::new(&runtime_config(5_000, 4, 10_000)).unwrap();
     let got = fetcher
-        .fetch_all(&[http_bot("chunked", chunked.url.clone())], far_deadline())
+        .fetch_all(
+            &[http_bot("chunked", chunked.url("/config"))],
+            far_deadline(),
+        )
         .await;
     let (reason, detail) = failure(&got[0]);
     assert_eq!(reason, UnknownReason::RuntimeTooLarge);
@@ -174,15 +168,15 @@ async fn headers_are_sent_with_every_fetch_and_never_reported() {
         ("x-api-key".to_owned(), "s3cret-key".to_owned()),
         ("authorization".to_owned(), "Bearer t0ken".to_owned()),
     ];
-    let guarded = spawn_bot(Behaviour::RequireHeaders(wanted, OK_BODY.into())).await;
-    let mut with = http_bot("with-headers", guarded.url.clone());
+    let guarded = BotServer::answering(Reply::RequireHeaders(wanted, OK_BODY.into()));
+    let mut with = http_bot("with-headers", guarded.url("/config"));
     with.headers = vec![
         header("X-Api-Key", "s3cret-key"),
         header("Authorization", "Bearer t0ken"),
     ];
-    let mut wrong = http_bot("wrong-headers", guarded.url.clone());
+    let mut wrong = http_bot("wrong-headers", guarded.url("/config"));
     wrong.headers = vec![header("X-Api-Key", "s3cret-wrong")];
-    let mut unusable = http_bot("unusable-header", guarded.url.clone());
+    let mut unusable = http_bot("unusable-header", guarded.url("/config"));
     unusable.headers = vec![header("X-Api-Key", "s3cret\nline")];
     let fetcher = Fetcher::new(&runtime_config(2_000, 4, 1024)).unwrap();
     let bots = [with, wrong, unusable];
@@ -219,13 +213,9 @@ fn an_unusable_shared_header_stops_setup_without_showing_its_value() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bots_not_started_by_the_budget_are_check_budget_exhausted() {
-    let slow = spawn_bot(Behaviour::SleepThenJson(
-        Duration::from_millis(150),
-        OK_BODY.into(),
-    ))
-    .await;
+    let slow = BotServer::answering(Reply::Stall(Duration::from_millis(150), OK_BODY.into()));
     let bots: Vec<_> = (0..10)
-        .map(|i| http_bot(&format!("slow-{i}"), slow.url.clone()))
+        .map(|i| http_bot(&format!("slow-{i}"), slow.url("/config")))
         .collect();
     let fetcher = Fetcher::new(&runtime_config(1_000, 1, 1024)).unwrap();
     let budget = Duration::from_millis(400);
@@ -261,9 +251,9 @@ async fn bots_not_started_by_the_budget_are_check_budget_exhausted() {
 
 #[tokio::test]
 async fn connections_are_kept_alive_and_reused_across_checks() {
-    let bot_server = spawn_bot(Behaviour::Json(OK_BODY.into())).await;
+    let bot_server = BotServer::answering(Reply::Json(OK_BODY.into()));
     let bots: Vec<_> = (0..100)
-        .map(|i| http_bot(&format!("bot-{i}"), bot_server.url.clone()))
+        .map(|i| http_bot(&format!("bot-{i}"), bot_server.url("/config")))
         .collect();
     let fetcher = Fetcher::new(&runtime_config(2_000, 4, 1024)).unwrap();
     for _check in 0..2 {
@@ -280,11 +270,11 @@ async fn connections_are_kept_alive_and_reused_across_checks() {
 
 #[tokio::test]
 async fn url_credentials_never_reach_a_detail() {
-    let error500 = spawn_bot(Behaviour::Status(500, vec![])).await;
+    let error500 = BotServer::answering(Reply::Status(500));
     let bots = [
         http_bot(
             "answers-500",
-            format!("http://user:pa55word@127.0.0.1:{}/config", error500.port),
+            format!("http://user:pa55word@127.0.0.1:{}/config", error500.port()),
         ),
         http_bot(
             "refused",
@@ -305,9 +295,9 @@ async fn url_credentials_never_reach_a_detail() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_bots_over_32_kept_alive_connections() {
     let body = r#"{"risk":{"max_usd":1000000,"enabled":true},"tags":["a","b"]}"#;
-    let server = spawn_bot(Behaviour::Json(body.into())).await;
+    let server = BotServer::answering(Reply::Json(body.into()));
     let bots: Vec<_> = (0..10_000)
-        .map(|i| http_bot(&format!("bot-{i}"), server.url.clone()))
+        .map(|i| http_bot(&format!("bot-{i}"), server.url("/config")))
         .collect();
     let fetcher = Fetcher::new(&runtime_config(5_000, 32, 1 << 20)).unwrap();
 

@@ -3,18 +3,19 @@
 //! or their auth headers. Alone in its own test binary because it sets process
 //! environment variables.
 
-mod runtime_support;
+mod support;
 
 use std::time::{Duration, Instant};
 
 use config_drift_detector::runtime::Fetcher;
-use runtime_support::{Behaviour, http_bot, runtime_config, spawn_bot};
+use support::bot_config::{http_bot, runtime_config};
+use support::bots::{BotServer, Reply};
 
 #[tokio::test]
 async fn proxy_environment_variables_are_ignored() {
-    let bot = spawn_bot(Behaviour::Json(r#"{"from":"bot"}"#.into())).await;
-    let proxy = spawn_bot(Behaviour::Json(r#"{"from":"proxy"}"#.into())).await;
-    let proxy_url = format!("http://127.0.0.1:{}", proxy.port);
+    let bot = BotServer::answering(Reply::Json(r#"{"from":"bot"}"#.into()));
+    let proxy = BotServer::answering(Reply::Json(r#"{"from":"proxy"}"#.into()));
+    let proxy_url = format!("http://127.0.0.1:{}", proxy.port());
     for name in [
         "HTTP_PROXY",
         "http_proxy",
@@ -35,7 +36,7 @@ async fn proxy_environment_variables_are_ignored() {
     let fetcher = Fetcher::new(&runtime_config(2_000, 4, 1024)).unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     let got = fetcher
-        .fetch_all(&[http_bot("direct", bot.url.clone())], deadline)
+        .fetch_all(&[http_bot("direct", bot.url("/config"))], deadline)
         .await;
 
     let doc = got[0].result.as_ref().expect("the bot answers");

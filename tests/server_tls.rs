@@ -3,6 +3,8 @@
 //! driven by real clients; and `server_tls_config`'s one-sentence errors for
 //! every kind of unusable certificate or key file.
 
+mod support;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -16,82 +18,17 @@ use config_drift_detector::config::Mode;
 use config_drift_detector::server::{
     MetricsRenderer, ServerState, router, serve, server_tls_config,
 };
-use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+use rcgen::KeyPair;
+use support::pki::Pki;
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, oneshot};
 use tokio::task::JoinHandle;
 
 /// Generous for a loaded 2-core machine; shorter than the server's own 10 s
-/// handshake and drain bounds, so passing proves neither was waited out.
+/// handshake and drain bounds, so passing proves neither was waited out (as
+/// `Pki::https_client` times out).
 const PROMPT: Duration = Duration::from_secs(5);
-
-/// A CA and a server certificate for 127.0.0.1 it signed, as PEM files.
-struct Pki {
-    dir: tempfile::TempDir,
-    ca_der: Vec<u8>,
-    ca_pem: String,
-    issuer: Issuer<'static, KeyPair>,
-    cert: PathBuf,
-    key: PathBuf,
-}
-
-impl Pki {
-    fn new() -> Pki {
-        let mut params = CertificateParams::new(Vec::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        let ca_key = KeyPair::generate().unwrap();
-        let ca = params.self_signed(&ca_key).unwrap();
-        let issuer = Issuer::new(params, ca_key);
-        let dir = tempfile::tempdir().unwrap();
-        let leaf_key = KeyPair::generate().unwrap();
-        let mut pki = Pki {
-            cert: dir.path().join("server.pem"),
-            key: dir.path().join("server.key"),
-            ca_der: ca.der().to_vec(),
-            ca_pem: ca.pem(),
-            issuer,
-            dir,
-        };
-        let leaf = pki.sign(&leaf_key);
-        pki.cert = pki.write("server.pem", &leaf);
-        pki.key = pki.write("server.key", &leaf_key.serialize_pem());
-        pki
-    }
-
-    /// A PEM server certificate for 127.0.0.1 carrying `key`'s public half.
-    fn sign(&self, key: &KeyPair) -> String {
-        CertificateParams::new(vec!["127.0.0.1".to_owned()])
-            .unwrap()
-            .signed_by(key, &self.issuer)
-            .unwrap()
-            .pem()
-    }
-
-    fn write(&self, name: &str, text: &str) -> PathBuf {
-        let path = self.dir.path().join(name);
-        std::fs::write(&path, text).unwrap();
-        path
-    }
-
-    fn https_client(&self) -> reqwest::Client {
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add(self.ca_der.clone().into()).unwrap();
-        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-        reqwest::Client::builder()
-            .no_proxy()
-            .timeout(PROMPT)
-            .tls_backend_preconfigured(tls)
-            .build()
-            .unwrap()
-    }
-}
 
 fn plain_client() -> reqwest::Client {
     // reqwest is built without a TLS provider; even plain clients need one installed.
@@ -170,7 +107,7 @@ async fn wait_until_refused(addr: SocketAddr) {
 #[tokio::test]
 async fn livez_over_https_answers_200_to_a_client_trusting_the_ca() {
     let pki = Pki::new();
-    let tls = server_tls_config(&pki.cert, &pki.key).unwrap();
+    let tls = server_tls_config(&pki.server_cert, &pki.server_key).unwrap();
     let server = Running::start(agent_router(), Some(tls)).await;
     let client = pki.https_client();
 
@@ -191,7 +128,7 @@ async fn livez_over_https_answers_200_to_a_client_trusting_the_ca() {
 #[tokio::test]
 async fn client_not_trusting_the_ca_is_refused() {
     let pki = Pki::new();
-    let tls = server_tls_config(&pki.cert, &pki.key).unwrap();
+    let tls = server_tls_config(&pki.server_cert, &pki.server_key).unwrap();
     let server = Running::start(agent_router(), Some(tls)).await;
     let stranger = Pki::new().https_client();
     let err = stranger
@@ -206,7 +143,7 @@ async fn client_not_trusting_the_ca_is_refused() {
 #[tokio::test]
 async fn plain_http_to_the_tls_port_fails_and_the_next_https_request_is_served() {
     let pki = Pki::new();
-    let tls = server_tls_config(&pki.cert, &pki.key).unwrap();
+    let tls = server_tls_config(&pki.server_cert, &pki.server_key).unwrap();
     let server = Running::start(agent_router(), Some(tls)).await;
 
     let plain = plain_client()
@@ -227,7 +164,7 @@ async fn plain_http_to_the_tls_port_fails_and_the_next_https_request_is_served()
 #[tokio::test]
 async fn client_that_sends_nothing_does_not_block_others() {
     let pki = Pki::new();
-    let tls = server_tls_config(&pki.cert, &pki.key).unwrap();
+    let tls = server_tls_config(&pki.server_cert, &pki.server_key).unwrap();
     let server = Running::start(agent_router(), Some(tls)).await;
 
     let _silent: Vec<TcpStream> = futures_util::future::join_all(
@@ -249,7 +186,7 @@ async fn client_that_sends_nothing_does_not_block_others() {
 #[tokio::test]
 async fn https_shutdown_is_prompt_with_idle_and_silent_connections_open() {
     let pki = Pki::new();
-    let tls = server_tls_config(&pki.cert, &pki.key).unwrap();
+    let tls = server_tls_config(&pki.server_cert, &pki.server_key).unwrap();
     let server = Running::start(agent_router(), Some(tls)).await;
 
     // A keep-alive connection left idle after one request, and one that never
@@ -335,7 +272,7 @@ async fn request_in_flight_at_shutdown_is_answered(tls: Option<(Arc<rustls::Serv
 #[tokio::test]
 async fn https_request_in_flight_at_shutdown_is_answered_while_new_ones_are_refused() {
     let pki = Pki::new();
-    let tls = server_tls_config(&pki.cert, &pki.key).unwrap();
+    let tls = server_tls_config(&pki.server_cert, &pki.server_key).unwrap();
     request_in_flight_at_shutdown_is_answered(Some((tls, &pki))).await;
 }
 
@@ -350,7 +287,7 @@ async fn handlers_see_the_client_address_over_http_and_https() {
         peer.ip().to_string()
     }
     let pki = Pki::new();
-    let tls = server_tls_config(&pki.cert, &pki.key).unwrap();
+    let tls = server_tls_config(&pki.server_cert, &pki.server_key).unwrap();
     for (config, client, scheme) in [
         (Some(tls), pki.https_client(), "https"),
         (None, plain_client(), "http"),
@@ -407,8 +344,8 @@ async fn usual_key_encodings_and_a_combined_file_are_accepted() {
 
     let combined_text = format!(
         "{}{}",
-        std::fs::read_to_string(&pki.cert).unwrap(),
-        std::fs::read_to_string(&pki.key).unwrap()
+        std::fs::read_to_string(&pki.server_cert).unwrap(),
+        std::fs::read_to_string(&pki.server_key).unwrap()
     );
     let combined = pki.write("combined.pem", &combined_text);
     serves_with(&pki, &combined, &combined).await;
@@ -434,20 +371,20 @@ fn assert_one_sentence_naming(message: &str, file: &Path, what: &str) {
 #[test]
 fn unusable_certificate_or_key_files_are_named_with_what_is_wrong() {
     let pki = Pki::new();
-    let missing = pki.dir.path().join("missing.pem");
+    let missing = pki.dir().join("missing.pem");
     let garbage = pki.write("garbage.pem", "this is not PEM at all\n");
     let broken = pki.write(
         "broken.pem",
         "-----BEGIN CERTIFICATE-----\nnot base64 !!!\n-----END CERTIFICATE-----\n",
     );
-    let folder = pki.dir.path().to_path_buf();
+    let folder = pki.dir().to_path_buf();
     let other_key = pki.write("other.key", &KeyPair::generate().unwrap().serialize_pem());
     let ca_first = pki.write(
         "ca-first.pem",
         &format!(
             "{}{}",
             pki.ca_pem,
-            std::fs::read_to_string(&pki.cert).unwrap()
+            std::fs::read_to_string(&pki.server_cert).unwrap()
         ),
     );
     let encrypted = pki.write(
@@ -457,33 +394,57 @@ fn unusable_certificate_or_key_files_are_named_with_what_is_wrong() {
 
     // (tls_cert, tls_key, the file the message must name, its key, what is wrong)
     let cases: [(&Path, &Path, &Path, &str, &str); 9] = [
-        (&missing, &pki.key, &missing, "tls_cert", "does not exist"),
-        (&pki.cert, &missing, &missing, "tls_key", "does not exist"),
-        (&folder, &pki.key, &folder, "tls_cert", "cannot be read"),
+        (
+            &missing,
+            &pki.server_key,
+            &missing,
+            "tls_cert",
+            "does not exist",
+        ),
+        (
+            &pki.server_cert,
+            &missing,
+            &missing,
+            "tls_key",
+            "does not exist",
+        ),
+        (
+            &folder,
+            &pki.server_key,
+            &folder,
+            "tls_cert",
+            "cannot be read",
+        ),
         (
             &garbage,
-            &pki.key,
+            &pki.server_key,
             &garbage,
             "tls_cert",
             "holds no PEM certificate",
         ),
-        (&broken, &pki.key, &broken, "tls_cert", "is not valid PEM"),
         (
-            &pki.cert,
-            &pki.cert,
-            &pki.cert,
+            &broken,
+            &pki.server_key,
+            &broken,
+            "tls_cert",
+            "is not valid PEM",
+        ),
+        (
+            &pki.server_cert,
+            &pki.server_cert,
+            &pki.server_cert,
             "tls_key",
             "holds no unencrypted PEM private key",
         ),
         (
-            &pki.cert,
+            &pki.server_cert,
             &encrypted,
             &encrypted,
             "tls_key",
             "holds no unencrypted PEM private key",
         ),
         (
-            &pki.cert,
+            &pki.server_cert,
             &other_key,
             &other_key,
             "tls_key",
@@ -491,7 +452,7 @@ fn unusable_certificate_or_key_files_are_named_with_what_is_wrong() {
         ),
         (
             &ca_first,
-            &pki.key,
+            &pki.server_key,
             &ca_first,
             "tls_cert",
             "does not match the certificate",
@@ -504,6 +465,6 @@ fn unusable_certificate_or_key_files_are_named_with_what_is_wrong() {
         assert!(message.contains(key_name), "says {key_name}: {message}");
     }
     // A mismatch names both files.
-    let message = error_of(&pki.cert, &other_key);
-    assert_one_sentence_naming(&message, &pki.cert, "tls_cert");
+    let message = error_of(&pki.server_cert, &other_key);
+    assert_one_sentence_naming(&message, &pki.server_cert, "tls_cert");
 }

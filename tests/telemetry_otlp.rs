@@ -2,7 +2,10 @@
 //! metric names, units and temporality; per-bot series at 0/1 for every bot and
 //! gone after the bot leaves the registry; the GOV log records; the check span.
 
-mod telemetry_receiver;
+#[allow(dead_code)]
+#[path = "support/otlp_receiver.rs"]
+mod otlp_receiver;
+mod support;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -19,8 +22,8 @@ use config_drift_detector::telemetry::spans::CheckSpan;
 use config_drift_detector::telemetry::{AgentInfo, Telemetry};
 use opentelemetry_proto::tonic::common::v1::any_value;
 use opentelemetry_proto::tonic::metrics::v1::{AggregationTemporality, metric};
+use otlp_receiver::{attr_int, attr_str, kv_get, points};
 use serde_json::value::RawValue;
-use telemetry_receiver::{attr_int, attr_str, kv_get, points};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -120,7 +123,7 @@ fn find<'a>(
 
 #[test]
 fn grpc_metrics_use_contract_names_units_and_cumulative_temporality() {
-    let rx = telemetry_receiver::grpc();
+    let rx = otlp_receiver::grpc();
     let t = telemetry(&[("OTEL_EXPORTER_OTLP_ENDPOINT", rx.endpoint())]);
     let reports = [drifting("a.bot", 2), in_sync("b.bot"), unknown("c.bot")];
     publish(&t, &series(&reports));
@@ -225,7 +228,7 @@ fn grpc_metrics_use_contract_names_units_and_cumulative_temporality() {
 
 #[test]
 fn removed_bot_loses_its_per_bot_series_at_the_next_check() {
-    let rx = telemetry_receiver::grpc();
+    let rx = otlp_receiver::grpc();
     let t = telemetry(&[("OTEL_EXPORTER_OTLP_ENDPOINT", rx.endpoint())]);
     publish(
         &t,
@@ -269,7 +272,7 @@ fn removed_bot_loses_its_per_bot_series_at_the_next_check() {
 
 #[test]
 fn gov_log_records_carry_attributes_severity_and_the_report_as_body() {
-    let rx = telemetry_receiver::grpc();
+    let rx = otlp_receiver::grpc();
     let t = telemetry(&[("OTEL_EXPORTER_OTLP_ENDPOINT", rx.endpoint())]);
     let d = drifting("risk.killswitch", 1);
     DriftDetected {
@@ -381,7 +384,7 @@ fn gov_log_records_carry_attributes_severity_and_the_report_as_body() {
         "Adopt live limit"
     );
     assert!(matches!(
-        telemetry_receiver::attr(&res.attributes, "resolution_minutes"),
+        otlp_receiver::attr(&res.attributes, "resolution_minutes"),
         Some(any_value::Value::DoubleValue(m)) if *m == 14.5
     ));
 
@@ -404,7 +407,7 @@ fn gov_log_records_carry_attributes_severity_and_the_report_as_body() {
 
 #[test]
 fn check_span_has_field_events_capped_at_one_thousand_and_flags_mass_drift() {
-    let rx = telemetry_receiver::grpc();
+    let rx = otlp_receiver::grpc();
     let t = telemetry(&[("OTEL_EXPORTER_OTLP_ENDPOINT", rx.endpoint())]);
     // 3 of 4 evaluated bots drift (mass drift); 1,200 drifted fields in all.
     let reports = vec![
@@ -477,7 +480,7 @@ fn check_span_has_field_events_capped_at_one_thousand_and_flags_mass_drift() {
         .iter()
         .find(|r| {
             matches!(
-                telemetry_receiver::attr(&r.attributes, "mass_drift"),
+                otlp_receiver::attr(&r.attributes, "mass_drift"),
                 Some(any_value::Value::BoolValue(true))
             )
         })
@@ -491,7 +494,7 @@ fn check_span_has_field_events_capped_at_one_thousand_and_flags_mass_drift() {
 
 #[test]
 fn http_protobuf_exports_every_signal_to_its_path() {
-    let rx = telemetry_receiver::http();
+    let rx = otlp_receiver::http();
     let t = telemetry(&[
         ("OTEL_EXPORTER_OTLP_ENDPOINT", rx.endpoint()),
         ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf".into()),

@@ -2,7 +2,10 @@
 //! agent: publishing stays instant, `shutdown` returns within a bound, and what
 //! could not be exported is counted in `drift_telemetry_dropped_total`.
 
-mod telemetry_receiver;
+#[allow(dead_code)]
+#[path = "support/otlp_receiver.rs"]
+mod otlp_receiver;
+mod support;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -97,7 +100,7 @@ fn wait_for_drops(t: &Telemetry) {
 
 #[test]
 fn collector_down_costs_nothing_and_drops_are_counted() {
-    let t = telemetry(telemetry_receiver::closed_port());
+    let t = telemetry(support::free_addr());
     exercise(&t);
     wait_for_drops(&t);
     let started = Instant::now();
@@ -111,7 +114,7 @@ fn collector_down_costs_nothing_and_drops_are_counted() {
 
 #[test]
 fn collector_that_never_answers_cannot_hold_shutdown() {
-    let hole = telemetry_receiver::black_hole();
+    let hole = otlp_receiver::black_hole();
     let t = telemetry(hole.addr);
     exercise(&t);
     wait_for_drops(&t);

@@ -254,9 +254,3 @@ pub fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
     let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned())?;
     Some((code, body))
 }
-
-/// A loopback address whose port was free a moment ago.
-pub fn free_addr() -> SocketAddr {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr")
-}

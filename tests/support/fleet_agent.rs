@@ -6,9 +6,10 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use super::agent::{AgentProcess, free_addr};
+use super::agent::AgentProcess;
 use super::bots::{BotServer, Reply, admin_edit};
-use super::repo::FixtureRepo;
+use super::origin::FixtureRepo;
+use super::{free_addr, temp_dir};
 
 /// What every bot of a new fleet runs and has committed.
 pub const SYNCED: &str = r#"{"limit": 10, "mode": "safe", "venues": ["a", "b"]}"#;
@@ -38,7 +39,7 @@ impl Fleet {
         Fleet {
             repo,
             bots,
-            dir: tempfile::tempdir().expect("temp dir"),
+            dir: temp_dir(),
             addr: free_addr(),
         }
     }

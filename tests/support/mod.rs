@@ -1,14 +1,28 @@
-//! Real parts for black-box tests: Git repos made with real commits, bots served
-//! by a real loopback HTTP server, the built binary run in a fresh temp dir.
+//! Real parts for the integration tests, one room per thing they provide:
+//! `origin` (Git repos made with real commits), `bots` (loopback HTTP bots),
+//! `bot_config` (the crate's `Bot`/`RuntimeConfig` values for in-process
+//! fetches), `pki` (the one test CA and its certificates), `agent` (the built
+//! binary's `run` as a child), `fleet_agent` (a repo, bots and an agent
+//! together), `fleet` (a generated fleet with a known drift set), `tools`
+//! (Prometheus, Alertmanager & co. as services). Here: running the binary once,
+//! loopback ports, temp files.
+//!
+//! Two rooms pull dependencies only a few binaries need and are included by
+//! those alone, beside `mod support;`:
+//! `#[path = "support/grpc_bot.rs"] mod grpc_bot;` (tonic gRPC bots) and
+//! `#[path = "support/otlp_receiver.rs"] mod otlp_receiver;` (OTLP receivers).
 #![allow(dead_code)]
 
 pub mod agent;
+pub mod bot_config;
 pub mod bots;
 pub mod fleet;
 pub mod fleet_agent;
-pub mod repo;
+pub mod origin;
+pub mod pki;
 pub mod tools;
 
+use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -104,5 +118,38 @@ pub fn write_config(
     }
     let path = dir.join("config.toml");
     std::fs::write(&path, s).expect("config written");
+    path
+}
+
+/// A loopback port that was free a moment ago: binds 127.0.0.1:0, reads the
+/// port, releases it. Another process can take it before it is used again, so
+/// where a server can bind port 0 itself, let it.
+pub fn free_port() -> u16 {
+    free_ports::<1>()[0]
+}
+
+/// `N` distinct free loopback ports (all held while choosing, so they differ).
+pub fn free_ports<const N: usize>() -> [u16; N] {
+    let listeners: Vec<TcpListener> = (0..N)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0"))
+        .collect();
+    std::array::from_fn(|i| listeners[i].local_addr().expect("local addr").port())
+}
+
+/// A loopback address whose port was free a moment ago (see [`free_port`]):
+/// where the agent is told to listen, or a peer nothing answers on.
+pub fn free_addr() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], free_port()))
+}
+
+/// A fresh temporary directory, removed when dropped.
+pub fn temp_dir() -> tempfile::TempDir {
+    tempfile::tempdir().expect("temp dir")
+}
+
+/// Writes `contents` to `dir/name`; returns the path.
+pub fn write_file(dir: impl AsRef<Path>, name: &str, contents: &[u8]) -> PathBuf {
+    let path = dir.as_ref().join(name);
+    std::fs::write(&path, contents).expect("test file written");
     path
 }

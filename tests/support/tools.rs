@@ -9,11 +9,16 @@
 //! `CI=true` it fails it.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+// The tools print the address they were given rather than the one they got, so
+// port 0 cannot be used: each start takes a port free a moment ago, and retries
+// with new ones when another process took it in between.
+use super::{free_port, free_ports};
 
 /// How long a service gets to start: Prometheus on a loaded 2-core CI machine
 /// takes a few seconds, and a hung start should fail the test, not stall it.
@@ -170,23 +175,6 @@ fn path_of(name: &str) -> Result<PathBuf, ToolError> {
 
 // ---------------------------------------------------------------------------
 // Ports, HTTP
-
-/// A loopback port that was free a moment ago: binds 127.0.0.1:0, reads the
-/// port, releases it. Another process can take it before the tool binds it; the
-/// tools here print the address they were given rather than the one they got,
-/// so port 0 cannot be used. Service starts retry with new ports when the tool
-/// dies of "address already in use".
-pub fn free_port() -> u16 {
-    free_ports::<1>()[0]
-}
-
-/// `N` distinct free loopback ports (all held while choosing, so they differ).
-pub fn free_ports<const N: usize>() -> [u16; N] {
-    let listeners: Vec<TcpListener> = (0..N)
-        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0"))
-        .collect();
-    std::array::from_fn(|i| listeners[i].local_addr().expect("local addr").port())
-}
 
 /// An HTTP client for loopback services: never through a proxy from the
 /// environment, short timeouts so a wedged tool fails the test quickly.

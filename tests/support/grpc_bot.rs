@@ -3,11 +3,12 @@
 //! rustls, answering each slug as the test says and recording what it was sent.
 //! Each bot runs on its own tokio runtime, so blocking tests (the binary) and
 //! async ones can both use it.
-
-#![allow(dead_code, reason = "each test file uses a different part")]
+//!
+//! It compiles a tonic server, so only the test binaries that need it
+//! include it, beside `mod support;`:
+//! `#[allow(dead_code)] #[path = "support/grpc_bot.rs"] mod grpc_bot;`
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -18,16 +19,15 @@ use config_drift_detector::runtime::grpc::proto::runtime_config_server::{
     RuntimeConfig, RuntimeConfigServer,
 };
 use config_drift_detector::runtime::grpc::proto::{GetRunningConfigRequest, RunningConfig};
-use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls;
-use tokio_rustls::rustls::pki_types::pem::PemObject;
-use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_stream::StreamExt;
 use tonic::transport::server::Connected;
 use tonic::{Code, Request, Response, Status};
+
+use crate::support::pki::Pki;
 
 /// What the bot answers for one slug.
 #[derive(Clone, Debug)]
@@ -123,7 +123,7 @@ impl GrpcBot {
 
     /// A `grpcs://` bot presenting `pki`'s server certificate.
     pub fn start_tls(pki: &Pki) -> GrpcBot {
-        GrpcBot::start_with(0, Some(pki.server_config()))
+        GrpcBot::start_with(0, Some(pki.server_config(&[b"h2"], None)))
     }
 
     fn start_with(port: u16, tls: Option<Arc<rustls::ServerConfig>>) -> GrpcBot {
@@ -257,66 +257,5 @@ impl AsyncWrite for TlsIo {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.0).poll_shutdown(cx)
-    }
-}
-
-/// A CA with a server certificate for 127.0.0.1, and an unrelated CA, as PEM
-/// files in a temporary directory.
-pub struct Pki {
-    _dir: tempfile::TempDir,
-    pub ca: PathBuf,
-    pub other_ca: PathBuf,
-    server_cert: String,
-    server_key: String,
-}
-
-fn new_ca(name: &str) -> (rcgen::Certificate, rcgen::Issuer<'static, KeyPair>) {
-    let mut params = CertificateParams::new(Vec::new()).unwrap();
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.distinguished_name.push(DnType::CommonName, name);
-    let key = KeyPair::generate().unwrap();
-    let cert = params.self_signed(&key).unwrap();
-    (cert, rcgen::Issuer::new(params, key))
-}
-
-impl Pki {
-    pub fn new() -> Pki {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let (ca, issuer) = new_ca("test gRPC bots CA");
-        let (other_ca, _) = new_ca("some other CA");
-        let mut server = CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap();
-        server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        let server_key = KeyPair::generate().unwrap();
-        let server_cert = server.signed_by(&server_key, &issuer).unwrap();
-        let write = |name: &str, pem: String| -> PathBuf {
-            let path = dir.path().join(name);
-            std::fs::write(&path, pem).expect("write PEM");
-            path
-        };
-        Pki {
-            ca: write("ca.pem", ca.pem()),
-            other_ca: write("other-ca.pem", other_ca.pem()),
-            server_cert: server_cert.pem(),
-            server_key: server_key.serialize_pem(),
-            _dir: dir,
-        }
-    }
-
-    pub fn dir(&self) -> &Path {
-        self._dir.path()
-    }
-
-    fn server_config(&self) -> Arc<rustls::ServerConfig> {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let chain = vec![CertificateDer::from_pem_slice(self.server_cert.as_bytes()).unwrap()];
-        let key = PrivateKeyDer::from_pem_slice(self.server_key.as_bytes()).unwrap();
-        let mut config = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(chain, key)
-            .unwrap();
-        config.alpn_protocols = vec![b"h2".to_vec()];
-        Arc::new(config)
     }
 }

@@ -1,9 +1,12 @@
 //! In-test OTLP receivers for the telemetry tests: gRPC (tonic, the three
 //! collector services from `opentelemetry-proto`) and http/protobuf (a small
 //! HTTP/1.1 server decoding bodies with prost), both on 127.0.0.1:0, plus a
-//! "black hole" that accepts connections and never answers.
-
-#![allow(dead_code)]
+//! "black hole" that accepts connections and never answers. (A collector
+//! nobody runs is `support::free_addr()`.)
+//!
+//! It compiles tonic servers of the OTLP collector services, so only the test
+//! binaries that need it include it, beside `mod support;`:
+//! `#[allow(dead_code)] #[path = "support/otlp_receiver.rs"] mod otlp_receiver;`
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -288,12 +291,6 @@ pub fn black_hole() -> BlackHole {
         addr: listener.local_addr().unwrap(),
         _listener: listener,
     }
-}
-
-/// A loopback port nothing listens on.
-pub fn closed_port() -> SocketAddr {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap()
 }
 
 pub fn attr<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a any_value::Value> {
