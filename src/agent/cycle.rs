@@ -13,7 +13,7 @@ use super::{Agent, Trigger};
 use crate::check::{CheckOutcome, Watched};
 use crate::config::Bot;
 use crate::latch::{BotState, Observed, Resolution, Transition};
-use crate::report::{ConfigDriftReport, Status};
+use crate::report::{ConfigDriftReport, Status, Tally};
 use crate::telemetry::events::{
     BotChecked, CheckCompleted, DriftDetected, DriftResolved, DriftUnknown, SeverityClass,
 };
@@ -85,6 +85,7 @@ impl Agent {
     /// state and telemetry are never cut off mid-write (§8).
     pub async fn settle(&mut self, evaluation: Evaluation, trigger: Trigger) -> CheckResult {
         let Evaluation { outcome, bots } = evaluation;
+        let evaluated_ok = outcome.successful();
         let CheckOutcome {
             checked_at_ms: now_ms,
             mut reports,
@@ -96,11 +97,6 @@ impl Agent {
             observed,
         } = outcome;
         let started = std::time::Instant::now();
-        let evaluated_ok = repo_failure.is_none()
-            && !budget_exhausted
-            && !reports
-                .iter()
-                .any(|r| r.unknown_reason.is_some_and(|u| u.is_repo_wide()));
 
         let no_observation = Observed::new();
         let mut updates: Vec<(String, BotState)> = Vec::with_capacity(reports.len());
@@ -212,11 +208,12 @@ impl Agent {
         if let Some(f) = &repo_failure {
             tracing::warn!(reason = f.reason.as_str(), detail = %f.detail, "The config repo could not be read; every bot is UNKNOWN this check.");
         }
+        let tally = Tally::of(&reports);
         let result = CheckResult {
             checked_at_ms: now_ms,
             bots: reports.len(),
-            drifting: count(&reports, Status::Drift),
-            unknown: count(&reports, Status::Unknown),
+            drifting: tally.drift,
+            unknown: tally.unknown,
             commit,
             duration_ms: duration.as_millis() as u64,
             successful,
@@ -344,10 +341,11 @@ impl Agent {
             chain_head: None,
         }
         .emit(t);
+        let tally = Tally::of(reports);
         CheckCompleted {
             bots: reports.len(),
-            drifting: count(reports, Status::Drift),
-            unknown: count(reports, Status::Unknown),
+            drifting: tally.drift,
+            unknown: tally.unknown,
             commit: check.commit,
             chain_head: None,
             duration_ms: check.duration.as_millis() as u64,
@@ -384,8 +382,4 @@ struct EmitCheck<'a> {
     repo: RepoFetch,
     fetch_durations: &'a [Duration],
     commit: Option<&'a str>,
-}
-
-fn count(reports: &[ConfigDriftReport], status: Status) -> usize {
-    reports.iter().filter(|r| r.status == status).count()
 }
