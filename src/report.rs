@@ -48,6 +48,29 @@ impl ReasonCode {
     }
 }
 
+/// How many reports of a check have each status: the one place a check's
+/// reports are counted (exit code, summaries, the check record).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Tally {
+    pub in_sync: usize,
+    pub drift: usize,
+    pub unknown: usize,
+}
+
+impl Tally {
+    pub fn of(reports: &[ConfigDriftReport]) -> Tally {
+        let mut t = Tally::default();
+        for r in reports {
+            match r.status {
+                Status::InSync => t.in_sync += 1,
+                Status::Drift => t.drift += 1,
+                Status::Unknown => t.unknown += 1,
+            }
+        }
+        t
+    }
+}
+
 /// Why a bot is UNKNOWN, highest precedence first (§7): when several apply, the
 /// first in this order is reported.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -333,6 +356,25 @@ mod tests {
         assert_eq!(v["reason_code"], "GOV_CONFIG_DRIFT_UNKNOWN");
         assert_eq!(v["unknown_reason"], "runtime_timeout");
         assert_eq!(v["detail"], "no answer within 250 ms");
+    }
+
+    #[test]
+    fn tally_counts_each_status() {
+        let mut drifting = ConfigDriftReport::new(Some("b".into()), 1);
+        drifting.status = Status::Drift;
+        let mut unknown = ConfigDriftReport::new(Some("c".into()), 1);
+        unknown.set_unknown(UnknownReason::RepoStale, "stale");
+        let in_sync = ConfigDriftReport::new(Some("a".into()), 1);
+        let reports = [in_sync.clone(), drifting, unknown, in_sync];
+        assert_eq!(
+            Tally::of(&reports),
+            Tally {
+                in_sync: 2,
+                drift: 1,
+                unknown: 1
+            }
+        );
+        assert_eq!(Tally::of(&[]), Tally::default());
     }
 
     #[test]

@@ -13,7 +13,7 @@ use super::{Agent, Trigger};
 use crate::check::{CheckOutcome, Watched};
 use crate::config::Bot;
 use crate::latch::{BotState, Observed, Resolution, Transition};
-use crate::report::{ConfigDriftReport, Status};
+use crate::report::{ConfigDriftReport, Status, Tally};
 use crate::telemetry::events::{
     AckLapsed, BotChecked, BotLeftRegistry, CheckCompleted, DriftDetected, DriftResolved,
     DriftUnknown, RepoUnreadable, SeverityClass, StateNotFlushed,
@@ -86,6 +86,7 @@ impl Agent {
     /// state and telemetry are never cut off mid-write (§8).
     pub async fn settle(&mut self, evaluation: Evaluation, trigger: Trigger) -> CheckResult {
         let Evaluation { outcome, bots } = evaluation;
+        let evaluated_ok = outcome.successful();
         let CheckOutcome {
             checked_at_ms: now_ms,
             mut reports,
@@ -97,11 +98,6 @@ impl Agent {
             observed,
         } = outcome;
         let started = std::time::Instant::now();
-        let evaluated_ok = repo_failure.is_none()
-            && !budget_exhausted
-            && !reports
-                .iter()
-                .any(|r| r.unknown_reason.is_some_and(|u| u.is_repo_wide()));
 
         let no_observation = Observed::new();
         let mut updates: Vec<(String, BotState)> = Vec::with_capacity(reports.len());
@@ -217,11 +213,12 @@ impl Agent {
             }
             .emit();
         }
+        let tally = Tally::of(&reports);
         let result = CheckResult {
             checked_at_ms: now_ms,
             bots: reports.len(),
-            drifting: count(&reports, Status::Drift),
-            unknown: count(&reports, Status::Unknown),
+            drifting: tally.drift,
+            unknown: tally.unknown,
             commit,
             duration_ms: duration.as_millis() as u64,
             successful,
@@ -349,10 +346,11 @@ impl Agent {
             chain_head: None,
         }
         .emit(t);
+        let tally = Tally::of(reports);
         CheckCompleted {
             bots: reports.len(),
-            drifting: count(reports, Status::Drift),
-            unknown: count(reports, Status::Unknown),
+            drifting: tally.drift,
+            unknown: tally.unknown,
             commit: check.commit,
             chain_head: None,
             duration_ms: check.duration.as_millis() as u64,
@@ -389,8 +387,4 @@ struct EmitCheck<'a> {
     repo: RepoFetch,
     fetch_durations: &'a [Duration],
     commit: Option<&'a str>,
-}
-
-fn count(reports: &[ConfigDriftReport], status: Status) -> usize {
-    reports.iter().filter(|r| r.status == status).count()
 }

@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use crate::canon::secret::SecretKey;
 use crate::check::{CheckOutcome, Checker};
-use crate::report::Status;
 use crate::shard::Shard;
 
 use super::{ReportFormat, exit, load_config, output};
@@ -76,9 +75,10 @@ pub fn run(
 }
 
 pub fn exit_code(outcome: &CheckOutcome) -> u8 {
-    if outcome.count(Status::Drift) > 0 {
+    let tally = outcome.tally();
+    if tally.drift > 0 {
         exit::DRIFT
-    } else if outcome.count(Status::Unknown) > 0 {
+    } else if tally.unknown > 0 {
         exit::UNKNOWN
     } else {
         exit::OK
@@ -89,13 +89,14 @@ fn summary(o: &CheckOutcome) -> String {
     let commit = o.commit.as_deref().map_or("no commit".to_owned(), |c| {
         format!("commit {}", &c[..c.len().min(12)])
     });
+    let tally = o.tally();
     format!(
         "checked {} bot{} against {commit} in {} ms: {} drifting, {} unknown, {} in sync",
         o.reports.len(),
         if o.reports.len() == 1 { "" } else { "s" },
         o.duration.as_millis(),
-        o.count(Status::Drift),
-        o.count(Status::Unknown),
-        o.count(Status::InSync),
+        tally.drift,
+        tally.unknown,
+        tally.in_sync,
     )
 }
