@@ -16,7 +16,7 @@ use crate::latch::{BotState, Observed, Resolution, Transition};
 use crate::report::{ConfigDriftReport, Status, Tally};
 use crate::telemetry::events::{
     AckLapsed, BotChecked, BotLeftRegistry, CheckCompleted, DriftDetected, DriftResolved,
-    DriftUnknown, RepoUnreadable, SeverityClass, StateNotFlushed,
+    DriftUnknown, RepoUnreadable, RepoWarning, SeverityClass, StateNotFlushed,
 };
 use crate::telemetry::metrics::{BotSeries, CheckSummary, RepoFetch};
 use crate::telemetry::spans::CheckSpan;
@@ -96,7 +96,11 @@ impl Agent {
             fetch_durations,
             duration: eval_duration,
             observed,
+            warnings,
         } = outcome;
+        for warning in &warnings {
+            RepoWarning { warning }.emit();
+        }
         let started = std::time::Instant::now();
 
         let no_observation = Observed::new();

@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::canon::secret::SecretKey;
-use crate::check::Checker;
+use crate::check::{CheckSetupError, Checker};
 use crate::config::{Bot, Config, Mode};
 use crate::latch::{BotState, Pause, StateError, StateStore};
 use crate::shard::Shard;
@@ -43,9 +43,8 @@ use tokio::sync::watch;
 pub enum AgentSetupError {
     #[error(transparent)]
     State(#[from] StateError),
-    /// The checker's clients could not be made (the message is the cause chain).
-    #[error("{0}")]
-    Checker(String),
+    #[error(transparent)]
+    Checker(#[from] CheckSetupError),
 }
 
 /// What started a check. Acks (§9) end only at scheduled checks.
@@ -114,8 +113,7 @@ impl Agent {
         let states = store.load_all()?;
         let secret_key = store.secret_key()?;
         let config = Arc::new(config);
-        let checker = Checker::new(Arc::clone(&config), secret_key.clone())
-            .map_err(|e| AgentSetupError::Checker(format!("{e:#}")))?;
+        let checker = Checker::new(Arc::clone(&config), secret_key.clone())?;
         let bots = shard_bots(&config.bots, overrides.shard);
         let reports = stored_reports(&bots, &states);
         let configs = watch::Sender::new(Arc::clone(&config));

@@ -24,7 +24,7 @@ mod running;
 mod verdict;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::canon::ParseLimits;
@@ -72,6 +72,9 @@ pub struct CheckOutcome {
     /// Per bot slug: the current values of the watched fields that are not in
     /// its drift list (see `Checker::run_watching`).
     pub observed: HashMap<String, Observed>,
+    /// What went wrong without failing the check (a fetch record not saved),
+    /// for the caller to say.
+    pub warnings: Vec<String>,
 }
 
 /// Per bot slug: fields the caller wants current values of (the latch's fields).
@@ -155,6 +158,16 @@ impl Checker {
         now_ms: i64,
         watched: Arc<Watched>,
     ) -> CheckOutcome {
+        let mut outcome = self.evaluate(bots, now_ms, watched).await;
+        outcome.warnings = self
+            .repo
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take_warnings();
+        outcome
+    }
+
+    async fn evaluate(&mut self, bots: &[Bot], now_ms: i64, watched: Arc<Watched>) -> CheckOutcome {
         let started = Instant::now();
         let budget = self.config.runtime.latency_budget;
         let deadline = started + budget;
@@ -225,6 +238,7 @@ impl Checker {
                     fetch_durations: Vec::new(),
                     duration: started.elapsed(),
                     observed: HashMap::new(),
+                    warnings: Vec::new(),
                 };
             }
         };
@@ -278,6 +292,7 @@ impl Checker {
                     fetch_durations,
                     duration: started.elapsed(),
                     observed: HashMap::new(),
+                    warnings: Vec::new(),
                 };
             }
         };
@@ -308,6 +323,7 @@ impl Checker {
             fetch_durations,
             duration: started.elapsed(),
             observed,
+            warnings: Vec::new(),
         }
     }
 

@@ -59,6 +59,9 @@ pub fn run(
         }
         let mut checker = Checker::new(Arc::new(config), SecretKey::random())?;
         let outcome = checker.run(&bots, now_ms()).await;
+        for warning in &outcome.warnings {
+            eprintln!("warning: {warning}");
+        }
         anyhow::Ok((outcome, checker))
     })?;
     eprintln!("{}", summary(&outcome));

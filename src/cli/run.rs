@@ -66,7 +66,7 @@ pub fn run(args: RunArgs<'_>) -> anyhow::Result<u8> {
     };
     let assembly = match assembled {
         Ok(a) => a,
-        Err(e) => return fail(&e.to_string()),
+        Err(e) => return fail(&with_causes(&e)),
     };
     let telemetry = assembly.telemetry();
     runtime.block_on(serve_until_shutdown(assembly))?;
@@ -102,6 +102,22 @@ fn parse_interval(text: &str) -> Result<Duration, String> {
         ));
     }
     Ok(d)
+}
+
+/// An error and its causes in one sentence, as `anyhow` writes `{:#}`, without
+/// repeating a cause its message already says.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let said = cause.to_string();
+        if !text.contains(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 fn fail(message: &str) -> anyhow::Result<u8> {

@@ -207,6 +207,9 @@ pub struct CommittedRepo {
     signatures: HashMap<Oid, SignatureState>,
     /// The history of the last head asked about.
     history: Option<History>,
+    /// What went wrong without failing the read (a fetch record not saved),
+    /// for the caller to say: this layer writes no log records.
+    warnings: Vec<String>,
 }
 
 /// Names this module writes inside `checkout_dir` beside Git's own files.
@@ -286,6 +289,7 @@ impl CommittedRepo {
             verifier: Box::new(UncheckedSignatures),
             signatures: HashMap::new(),
             history: None,
+            warnings: Vec::new(),
         })
     }
 
@@ -316,6 +320,11 @@ impl CommittedRepo {
             repo: self,
             _lock: lock,
         })
+    }
+
+    /// What went wrong since the last call without failing a read.
+    pub fn take_warnings(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.warnings)
     }
 
     /// Takes the lock only if no other process holds it.
@@ -417,7 +426,9 @@ impl RepoSession<'_> {
             Ok(FetchOutcome::Head(head)) => {
                 record.record_success(now_ms);
                 if let Err(e) = freshness::save(&dir, &key, &record) {
-                    tracing::warn!(error = %e, "The fetch succeeded but its record was not saved.");
+                    self.repo.warnings.push(format!(
+                        "The fetch succeeded but its record was not saved: {e}"
+                    ));
                 }
                 let signature = self.repo.signature_of(head).map_err(|e| RepoFailure {
                     reason: UnknownReason::RepoUnreachable,
@@ -438,7 +449,9 @@ impl RepoSession<'_> {
             Err(e) => {
                 record.record_failure(now_ms);
                 if let Err(save_error) = freshness::save(&dir, &key, &record) {
-                    tracing::warn!(error = %save_error, "The failed fetch was not recorded.");
+                    self.repo
+                        .warnings
+                        .push(format!("The failed fetch was not recorded: {save_error}"));
                 }
                 // libgit2 says "unsupported URL protocol" for a local path that is
                 // gone; name what is really wrong.

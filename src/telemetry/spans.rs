@@ -12,7 +12,7 @@ use opentelemetry::trace::{Span as _, Tracer as _};
 
 use super::Telemetry;
 use super::events::MassDrift;
-use crate::report::{ConfigDriftReport, Status};
+use crate::report::{ConfigDriftReport, Tally};
 
 pub const CHECK_SPAN: &str = "config_drift.check";
 pub const FIELD_EVENT: &str = "config_drift.field";
@@ -45,8 +45,11 @@ fn at_ms(ms: i64) -> SystemTime {
 
 impl CheckSpan<'_> {
     pub fn emit(&self, t: &Telemetry) -> CheckSpanOutcome {
-        let drifting = self.count(Status::Drift);
-        let unknown = self.count(Status::Unknown);
+        let Tally {
+            drift: drifting,
+            unknown,
+            ..
+        } = Tally::of(self.reports);
         // Evaluated: the bots whose two sides were compared this check.
         let evaluated = self.reports.len() - unknown;
         let mass = MassDrift::applies(drifting, evaluated);
@@ -132,9 +135,5 @@ impl CheckSpan<'_> {
             dropped_field_events: dropped,
             mass_drift: mass,
         }
-    }
-
-    fn count(&self, status: Status) -> usize {
-        self.reports.iter().filter(|r| r.status == status).count()
     }
 }

@@ -125,6 +125,18 @@ impl RepoUnreadable<'_> {
     }
 }
 
+/// The config repo was read, but something beside it went wrong (a fetch
+/// record not saved): said so, the check goes on.
+pub struct RepoWarning<'a> {
+    pub warning: &'a str,
+}
+
+impl RepoWarning<'_> {
+    pub fn emit(&self) {
+        tracing::warn!(target: AGENT_TARGET, "{}", self.warning);
+    }
+}
+
 /// A bot left the registry; its state is kept a while (§9).
 #[derive(Debug)]
 pub struct BotLeftRegistry<'a> {
