@@ -10,7 +10,9 @@
 //! - `pause`: the detector's pause (pure).
 //! - `envelope`: the checksummed, versioned bytes every stored value is kept in.
 //! - `audit`: the audit chain's rules (pure), over entries in that envelope.
+//! - `layout`: the database's schema version, trees, keys and file names.
 //! - `preflight`: the copy of an existing database checked before it is opened.
+//! - `error`: the database's errors, naming the database and the record.
 //! - `store`: the sled database; persists all of the above atomically and flushes.
 //!
 //! Must not emit telemetry or run checks: the scheduler calls `episode::advance`
@@ -22,6 +24,8 @@ pub mod ack;
 pub mod audit;
 pub mod envelope;
 pub mod episode;
+pub mod error;
+pub mod layout;
 pub mod pause;
 pub mod preflight;
 pub mod record;
@@ -30,9 +34,10 @@ pub mod store;
 pub use ack::AckError;
 pub use audit::{AuditAction, AuditDraft, AuditEntry, Verdict};
 pub use episode::{Observed, Transition, advance, clear, expired, mark_removed, mark_returned};
+pub use error::StateError;
 pub use pause::Pause;
 pub use preflight::{Damage, DamageAt};
 pub use record::{
     Ack, AckEnd, AckStatus, BotState, CommitRef, Episode, LatchedField, Resolution, ResolvedBy,
 };
-pub use store::{StateError, StateStore};
+pub use store::StateStore;

@@ -25,10 +25,9 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-/// sled's log, which it also locks.
-const SLED_LOG_FILE: &str = "db";
+use super::layout::SLED_LOG_FILE;
 
-/// Why the database could not be copied; `store.rs` names the database.
+/// Why the database could not be copied; `error.rs` names the database.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum CopyError {
     /// Another process holds sled's lock (past the wait for a release).

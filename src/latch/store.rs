@@ -1,8 +1,9 @@
 //! The agent's state database (§9): one record per bot slug in a sled database,
 //! plus the per-installation redaction key and the database's schema version.
 //!
-//! Owns the on-disk layout (trees and keys), the open (after `preflight.rs`'s
-//! check of a copy), the atomic, flushed writes and the generation file. Must
+//! Owns what is stored where (`layout.rs` names the trees and keys), the open
+//! (after `preflight.rs`'s check of a copy), the atomic, flushed writes and the
+//! generation file; `error.rs` words its failures. Must
 //! not decide anything about latching (that is `episode.rs` and `ack.rs`, over
 //! `record.rs`'s types), nor the envelope's bytes (`envelope.rs`) or the audit
 //! chain's rules (`audit.rs`), nor emit telemetry; a corrupt or unknown record
@@ -48,95 +49,18 @@ use sled::Transactional as _;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
 use super::audit::{self, Anchor, AuditDraft, AuditEntry, Head, RawEntry, Verdict};
-use super::envelope::{
-    Fault, RECORD_VERSION, open_envelope, seal, seal_bytes, unchecked_data, unseal,
+use super::envelope::{Fault, open_envelope, seal, seal_bytes, unchecked_data, unseal};
+use super::error::{copy_refused, corrupt_engine, open_error, refusal};
+use super::layout::{
+    AUDIT_ANCHOR_KEY, AUDIT_TREE, BOTS_TREE, GENERATION_FILE, GENERATION_KEY, META_TREE, PAUSE_KEY,
+    SCHEMA_KEY, SCHEMA_VERSION, SECRET_KEY, SLED_CONF_FILE,
 };
 use super::pause::Pause;
-use super::preflight::{self, CopyError, Damage, PREFLIGHT_CACHE_BYTES};
+use super::preflight::{self, Damage, PREFLIGHT_CACHE_BYTES};
 use super::record::BotState;
 use crate::canon::secret::SecretKey;
 
-/// The layout of the database as a whole (trees and keys).
-pub const SCHEMA_VERSION: u64 = 1;
-
-const BOTS_TREE: &str = "bots";
-const META_TREE: &str = "meta";
-const AUDIT_TREE: &str = "audit";
-const PAUSE_KEY: &str = "pause";
-/// Where the audit chain starts once retention has removed its beginning.
-const AUDIT_ANCHOR_KEY: &str = "audit_anchor";
-const SCHEMA_KEY: &str = "schema_version";
-const SECRET_KEY: &str = "secret_key";
-const GENERATION_KEY: &str = "generation";
-/// The last generation known flushed, outside sled's files (see the module doc).
-const GENERATION_FILE: &str = "cdd-generation";
-/// A file sled creates in every database directory; its presence means the
-/// database existed before this open.
-const SLED_CONF_FILE: &str = "conf";
-
-/// Which stored record an error is about.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Record {
-    Bot(String),
-    Meta(&'static str),
-    Audit(u64),
-}
-
-impl fmt::Display for Record {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Record::Bot(slug) => write!(f, "the record of bot `{slug}`"),
-            Record::Meta(key) => write!(f, "the `{key}` record"),
-            Record::Audit(seq) => write!(f, "audit entry {seq}"),
-        }
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum StateError {
-    #[error("state database {} is in use by another process", path.display())]
-    Locked { path: PathBuf },
-    #[error("state database {} cannot be opened: {source}", path.display())]
-    Open { path: PathBuf, source: sled::Error },
-    #[error("state database {} is corrupt: {detail}", path.display())]
-    Corrupt { path: PathBuf, detail: String },
-    #[error("state database {} cannot be checked before it is opened: copying {} failed: {source}", path.display(), file.display())]
-    Copy {
-        path: PathBuf,
-        file: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("state database {} has schema version {found}, newer than the {SCHEMA_VERSION} this binary understands; upgrade the agent", path.display())]
-    FutureSchema { path: PathBuf, found: u64 },
-    #[error("state database {}: {record} is corrupt: {detail}", path.display())]
-    CorruptRecord {
-        path: PathBuf,
-        record: Record,
-        detail: String,
-    },
-    #[error("state database {}: {record} has version {found}, newer than the {RECORD_VERSION} this binary understands; upgrade the agent", path.display())]
-    FutureRecord {
-        path: PathBuf,
-        record: Record,
-        found: u64,
-    },
-    #[error("state database {}: reading failed: {source}", path.display())]
-    Read { path: PathBuf, source: sled::Error },
-    #[error("state database {}: writing failed: {source}", path.display())]
-    Write { path: PathBuf, source: sled::Error },
-    #[error("state database {}: the file {} is unreadable: {detail}", path.display(), file.display())]
-    GenerationFile {
-        path: PathBuf,
-        file: PathBuf,
-        detail: String,
-    },
-    #[error("state database {}: {record} cannot be encoded: {source}", path.display())]
-    Encode {
-        path: PathBuf,
-        record: Record,
-        source: serde_json::Error,
-    },
-}
+pub use super::error::{Record, StateError};
 
 /// The open state database. Holds sled's exclusive lock until dropped.
 pub struct StateStore {
@@ -770,53 +694,6 @@ impl StateStore {
             path: self.path.clone(),
             source,
         }
-    }
-}
-
-fn open_error(path: &Path, e: sled::Error) -> StateError {
-    match e {
-        // sled 0.34 reports a held lock only as this io error text (config.rs,
-        // `try_lock`); the version is pinned and a test holds us to it.
-        sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
-            StateError::Locked {
-                path: path.to_owned(),
-            }
-        }
-        sled::Error::Corruption { .. } => corrupt_engine(path),
-        source => StateError::Open {
-            path: path.to_owned(),
-            source,
-        },
-    }
-}
-
-/// A database whose copy lost flushed writes, refused.
-fn refusal(damage: Damage) -> StateError {
-    StateError::Corrupt {
-        path: damage.path.clone(),
-        detail: format!(
-            "{damage}; restore it from a backup, or examine a copy with `audit verify`"
-        ),
-    }
-}
-
-fn copy_refused(path: &Path, e: CopyError) -> StateError {
-    match e {
-        CopyError::Locked => StateError::Locked {
-            path: path.to_owned(),
-        },
-        CopyError::Io { file, source } => StateError::Copy {
-            path: path.to_owned(),
-            file,
-            source,
-        },
-    }
-}
-
-fn corrupt_engine(path: &Path) -> StateError {
-    StateError::Corrupt {
-        path: path.to_owned(),
-        detail: "the storage engine found damaged data".into(),
     }
 }
 
