@@ -16,11 +16,10 @@ use serde_json::json;
 
 use super::{Agent, CheckResult};
 use crate::config::{Mode, Role};
-use crate::latch::ack::{self, AckError};
+use crate::latch::ack::{self, Ack, AckEnd, AckError};
 use crate::latch::store::PauseChange;
 use crate::latch::{
-    Ack, AckEnd, AuditAction, AuditDraft, AuditEntry, BotState, Pause, Resolution, StateError,
-    Transition,
+    AuditAction, AuditDraft, AuditEntry, BotState, Pause, Resolution, StateError, Transition,
 };
 use crate::report::ConfigDriftReport;
 use crate::telemetry::events::{DriftAcknowledged, DriftResolved};

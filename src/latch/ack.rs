@@ -13,7 +13,10 @@
 
 use sha2::{Digest, Sha256};
 
-use super::record::{Ack, AckEnd, AckStatus, BotState, Episode};
+// The stored shapes, also under this file's name: callers wrote
+// `latch::ack::Ack` before `record.rs` existed.
+pub use super::record::{Ack, AckEnd, AckStatus};
+use super::record::{BotState, Episode};
 use crate::report::Status;
 
 /// Ended acks stay in the state this long, so approving one answers "lapsed"

@@ -101,7 +101,7 @@ impl StateStore {
     /// Opens (or creates) the database at `path`, its page cache bounded to
     /// `cache_capacity_bytes`. Checks the database's schema version; records are
     /// checked as they are read (`load_all` at startup reads them all). An
-    /// existing database is first checked on a copy (see the module doc): a
+    /// existing database is first checked on a copy (see `preflight.rs`): a
     /// damaged one is refused and left exactly as it was.
     pub fn open(path: &Path, cache_capacity_bytes: u64) -> Result<StateStore, StateError> {
         if path.join(SLED_CONF_FILE).exists() {

@@ -98,7 +98,7 @@ impl SeverityClass {
 pub use crate::latch::ResolvedBy;
 /// The commit that changed the committed side, when it did (stored with the
 /// resolution, so a re-emitted RESOLVED names the same commit).
-pub use crate::latch::record::CommitRef as ResolvingCommit;
+pub use crate::latch::episode::CommitRef as ResolvingCommit;
 
 /// The report as an OTel map, from its JSON. OTel's `AnyValue` has no null, so
 /// null members (e.g. `reason_code` when IN_SYNC) are left out of the map.
