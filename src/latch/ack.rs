@@ -8,93 +8,20 @@
 //! longer than approval + one interval. A pending ack lapses after one interval.
 //! Must not do I/O, read a clock or emit anything: the agent passes `now_ms`, the
 //! interval and the check's trigger, stores the acks inside `BotState` and emits.
+//! The stored shapes (`Ack`, `AckStatus`, `AckEnd`) are `record.rs`'s; this file
+//! does not use the episode rules.
 
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::episode::{BotState, Episode};
+// The stored shapes, also under this file's name: callers wrote
+// `latch::ack::Ack` before `record.rs` existed.
+pub use super::record::{Ack, AckEnd, AckStatus};
+use super::record::{BotState, Episode};
 use crate::report::Status;
 
 /// Ended acks stay in the state this long, so approving one answers "lapsed"
 /// (409) rather than "unknown" (404), and the digest can list it.
 pub const ENDED_RETENTION_MS: i64 = 24 * 60 * 60 * 1000;
-
-/// One ack as stored (inside the bot's versioned state record) and as the admin
-/// API shows it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Ack {
-    pub id: String,
-    pub bot_slug: String,
-    pub status: AckStatus,
-    pub requested_by: String,
-    pub requested_at_ms: i64,
-    pub reason: String,
-    /// The episode the ack was requested in.
-    pub episode_id: String,
-    /// Pending: when it lapses unapproved. Active: the latest it can end
-    /// (approval + one interval). Lapsed: when it was due, kept for the record.
-    pub expires_at_ms: i64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub approved_by: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub approved_at_ms: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ended_at_ms: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ended_by: Option<AckEnd>,
-    /// The drift the ack is bound to (see [`fingerprint`]); internal.
-    #[serde(rename = "drift_fingerprint")]
-    pub drift: String,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AckStatus {
-    /// Requested, waiting for a second person.
-    Pending,
-    /// Approved: `drift_acknowledged` is 1.
-    Active,
-    /// Over, for the reason in `ended_by`.
-    Lapsed,
-}
-
-impl AckStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AckStatus::Pending => "pending",
-            AckStatus::Active => "active",
-            AckStatus::Lapsed => "lapsed",
-        }
-    }
-}
-
-/// Why an ack is over.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AckEnd {
-    /// Pending for one interval without approval.
-    Unapproved,
-    /// The first scheduled check that started after the approval completed.
-    ScheduledCheck,
-    /// Approval + one interval passed first (e.g. checks ran late).
-    Expired,
-    /// The bot's drift is no longer the one the ack was requested for.
-    DriftChanged,
-    /// An admin cleared the bot's episode.
-    Cleared,
-}
-
-impl AckEnd {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AckEnd::Unapproved => "unapproved",
-            AckEnd::ScheduledCheck => "scheduled_check",
-            AckEnd::Expired => "expired",
-            AckEnd::DriftChanged => "drift_changed",
-            AckEnd::Cleared => "cleared",
-        }
-    }
-}
 
 /// Why a request or an approval is refused (all answered 409 by the API).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -327,12 +254,9 @@ pub fn next_due(state: &BotState) -> Option<i64> {
         .min()
 }
 
+// How an ack ends is a rule of this book, so the method lives here, not with
+// the record.
 impl Ack {
-    /// Pending or active.
-    pub fn is_open(&self) -> bool {
-        self.status != AckStatus::Lapsed
-    }
-
     fn end(&mut self, end: AckEnd, now_ms: i64) {
         self.status = AckStatus::Lapsed;
         self.ended_by = Some(end);
@@ -345,7 +269,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::latch::episode::LatchedField;
+    use crate::latch::record::LatchedField;
     use crate::report::DriftKind;
 
     const MIN: i64 = 60_000;

@@ -1,7 +1,7 @@
 //! The admin audit log's hash chain (§10, §12): what an entry holds, how an
 //! entry links to the one before it, and how a stored chain is verified.
 //!
-//! Each entry is stored as the state database's sealed envelope
+//! Each entry is stored in `envelope.rs`'s sealed envelope
 //! `{"v":1,"sha256":H,"data":ENTRY}`; `H`, the SHA-256 of the entry's exact
 //! bytes, is the entry's hash, and the next entry's `prev` holds it (the first
 //! entry's `prev` is [`GENESIS`]). So one changed byte anywhere breaks either the
@@ -18,7 +18,7 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::store::{open_envelope, seal_bytes};
+use super::envelope::{open_envelope, seal_bytes};
 
 /// `prev` of the first entry.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";

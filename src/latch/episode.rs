@@ -6,153 +6,25 @@
 //! argument (the agent passes the check's `checked_at_ms`, so latch times agree
 //! with the reports), storage is `store.rs`'s job and telemetry the caller's.
 //!
-//! Every type here is stored (inside `store.rs`'s versioned envelope). A field
-//! added later (acks, pauses) must be `#[serde(default)]` so records written
-//! before it still load; a change older binaries must not misread bumps the
-//! envelope's version instead.
+//! The state it works on is `record.rs`'s (what is stored); the ack rules are
+//! `ack.rs`'s, and this file does not use them. `Observed` and `Transition`
+//! are this book's input and output, never stored.
 
 use std::collections::{BTreeMap, HashMap};
 
-use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::report::{ConfigDriftReport, Drift, DriftKind, Status};
+// The stored shapes, also under this file's name: callers wrote
+// `latch::episode::BotState` before `record.rs` existed.
+pub use super::record::{BotState, CommitRef, Episode, LatchedField, Resolution, ResolvedBy};
+use crate::report::{ConfigDriftReport, Drift, Status};
 
 /// How long a bot removed from the registry keeps its entry (and episode) (§9).
 pub const REMOVED_RETENTION_MS: i64 = 24 * 60 * 60 * 1000;
 
-/// Everything the agent remembers about one bot between checks.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct BotState {
-    /// The open drift episode, if any.
-    #[serde(default)]
-    pub episode: Option<Episode>,
-    #[serde(default)]
-    pub last_status: Option<Status>,
-    /// The last report as emitted (after latching), for the admin API after a restart.
-    #[serde(default)]
-    pub last_report_json: Option<String>,
-    /// `now_ms` of the last check that reported on this bot.
-    #[serde(default)]
-    pub last_seen_ms: i64,
-    /// When the bot left the registry; `None` while it is registered.
-    #[serde(default)]
-    pub removed_at_ms: Option<i64>,
-    /// Episodes ended but whose RESOLVED record is not known to be emitted yet:
-    /// stored with the state that ended them and cleared once emitted, so a crash
-    /// in between re-emits rather than loses it (§9: at least once).
-    #[serde(default)]
-    pub unemitted: Vec<Resolution>,
-    /// Two-person acks (§9): pending and active ones, and those ended within a
-    /// day (see `ack.rs`).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub acks: Vec<super::ack::Ack>,
-}
-
-/// An ended episode, as its RESOLVED record tells it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Resolution {
-    pub episode_id: String,
-    pub started_ms: i64,
-    pub resolution_minutes: f64,
-    pub resolved_by: ResolvedBy,
-    /// The commit that last changed the bot's file, when the committed side moved.
-    #[serde(default)]
-    pub commit: Option<CommitRef>,
-}
-
-/// A commit as RESOLVED names it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CommitRef {
-    pub sha: String,
-    pub author: String,
-    pub summary: String,
-}
-
-/// One drift episode: from a bot's first drift until every field is back in sync.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Episode {
-    /// `{slug}-{started_ms}`, as in the contract's example.
-    pub id: String,
-    pub started_ms: i64,
-    /// Every field latched during the episode, including those already back in
-    /// sync: `resolved_by` looks at all of them.
-    pub fields: BTreeMap<String, LatchedField>,
-}
-
-impl Episode {
-    /// Fields drifting now (as of the last DRIFT report), in report order.
-    pub fn drifting(&self) -> impl Iterator<Item = (&String, &LatchedField)> {
-        let mut now: Vec<(&String, &LatchedField)> =
-            self.fields.iter().filter(|(_, f)| f.drifting).collect();
-        now.sort_by_key(|(_, f)| f.position);
-        now.into_iter()
-    }
-
-    /// How many fields drift now (the latched count while UNKNOWN).
-    pub fn drifting_count(&self) -> usize {
-        self.fields.values().filter(|f| f.drifting).count()
-    }
-}
-
-/// One field's drift within an episode. Values are canonical JSON text, secrets
-/// already redacted (tokens of one key compare like the values they hide).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct LatchedField {
-    /// When this field's current drift was first seen.
-    pub since_ts_ms: i64,
-    pub kind: DriftKind,
-    /// The latest observed values.
-    pub running: Option<String>,
-    pub committed: Option<String>,
-    pub delta: Option<String>,
-    /// The values when this field's current drift started, to tell at resolution
-    /// which side moved.
-    pub first_running: Option<String>,
-    pub first_committed: Option<String>,
-    /// False once the field is back in sync while others still drift.
-    pub drifting: bool,
-    /// Index in the last DRIFT report, so latched drifts keep the contract's
-    /// path order (§6.5) without re-parsing paths.
-    pub position: u32,
-    /// Sides that moved in earlier drift spells of this field in this episode.
-    #[serde(default)]
-    pub committed_moved: bool,
-    #[serde(default)]
-    pub running_moved: bool,
-}
-
-/// What ended an episode (`resolved_by`, §9).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ResolvedBy {
-    /// Only committed sides changed.
-    Commit,
-    /// Only running sides changed.
-    Revert,
-    Both,
-    /// Neither side changed: ignore rules, schema or tolerance did.
-    Config,
-    /// An admin force-cleared the latch.
-    Cleared,
-}
-
 impl ResolvedBy {
-    /// True when the committed side changed, so a resolving commit is named.
-    pub fn committed_moved(self) -> bool {
-        matches!(self, ResolvedBy::Commit | ResolvedBy::Both)
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ResolvedBy::Commit => "commit",
-            ResolvedBy::Revert => "revert",
-            ResolvedBy::Both => "both",
-            ResolvedBy::Config => "config",
-            ResolvedBy::Cleared => "cleared",
-        }
-    }
-
+    // A rule of this book (which moves name which end), so it lives here, not
+    // with the record.
     fn from_moves(committed: bool, running: bool) -> ResolvedBy {
         match (committed, running) {
             (true, false) => ResolvedBy::Commit,
@@ -415,7 +287,7 @@ fn report_json(previous: Option<String>, report: &ConfigDriftReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::UnknownReason;
+    use crate::report::{DriftKind, UnknownReason};
 
     const SLUG: &str = "risk.killswitch";
 
@@ -956,12 +828,5 @@ mod tests {
             back.episode.unwrap().fields["a"].kind,
             DriftKind::MissingInRunning
         );
-    }
-
-    #[test]
-    fn unknown_drift_kind_in_a_stored_state_is_an_error() {
-        let text = r#"{"since_ts_ms":1,"kind":"sideways","running":null,"committed":null,"delta":null,"first_running":null,"first_committed":null,"drifting":true,"position":0}"#;
-        let err = serde_json::from_str::<LatchedField>(text).unwrap_err();
-        assert!(err.to_string().contains("sideways"), "{err}");
     }
 }

@@ -1,18 +1,21 @@
 //! The agent's state database (§9): one record per bot slug in a sled database,
 //! plus the per-installation redaction key and the database's schema version.
 //!
-//! Owns the on-disk layout and its integrity checks. Must not decide anything
-//! about latching (that is `episode.rs`) nor emit telemetry; a corrupt or unknown
-//! record is an error naming the database and the record, never a silent reset.
+//! Owns what is stored where (`layout.rs` names the trees and keys), the open
+//! (after `preflight.rs`'s check of a copy), the atomic, flushed writes and the
+//! generation file; `error.rs` words its failures. Must
+//! not decide anything about latching (that is `episode.rs` and `ack.rs`, over
+//! `record.rs`'s types), nor the envelope's bytes (`envelope.rs`) or the audit
+//! chain's rules (`audit.rs`), nor emit telemetry; a corrupt or unknown record
+//! is an error naming the database and the record, never a silent reset.
 //!
 //! sled 0.34 is beta ("if reliability is your primary constraint, use SQLite").
-//! The risks and what this module does about them:
-//! - Silent damage to a value: every value is an envelope
-//!   `{"v":1,"sha256":"…","data":…}` whose checksum covers the data's exact bytes,
-//!   so a flipped byte fails loudly, naming the bot.
-//! - Format drift between versions: the envelope's `v` and the `meta` tree's
-//!   `schema_version` are checked on read; a newer version is refused, never
-//!   misread or overwritten.
+//! The risks and what this module does about them (silent damage to a value is
+//! `envelope.rs`'s, recovery that destroys the evidence `preflight.rs`'s):
+//! - Format drift between versions: besides each envelope's `v`, the `meta`
+//!   tree's `schema_version` is checked on open; a newer version is refused,
+//!   never misread or overwritten. A damaged value is refused naming its record
+//!   (the bot, the meta key, the audit entry).
 //! - Lost writes on a crash: one check's updates go in one atomic batch and the
 //!   database is flushed (fsync) before `write_check` returns, so the caller emits
 //!   telemetry only for state that the next start remembers. Tests kill a writer
@@ -22,17 +25,8 @@
 //!   every flushed write bumps a `generation` counter in the `meta` tree and, once
 //!   flushed, copies it to a small file beside sled's (`cdd-generation`, written
 //!   by rename). At open, a database older than that file is refused as corrupt,
-//!   and so is one that existed but lost its `meta` records.
-//! - Recovery that destroys the evidence: that truncation also zeroes every byte
-//!   of the log from the damage to its end, in place, before anything can refuse
-//!   the database (one flipped byte cost 316,731 bytes of audit log in a trial).
-//!   So an existing database is never opened first: it is copied (under sled's own
-//!   lock, so no writer moves it meanwhile), the copy is opened and checked, and
-//!   only a copy that lost no flushed write lets the database itself be opened.
-//!   A damaged one is refused byte for byte as it was, the error naming the first
-//!   byte sled's recovery changed. Read-only commands (`audit verify`) work on
-//!   such a copy only (`open_copy`). Recovery that drops only the torn tail of an
-//!   unflushed write (a crash mid-write) loses nothing flushed and passes.
+//!   and so is one that existed but lost its `meta` records. That check runs on
+//!   `preflight.rs`'s copy first, so a refused database is left as it was.
 //! - Panics inside the engine on damaged files are caught at open and reported as
 //!   corruption.
 //!
@@ -43,7 +37,6 @@
 //! one transaction and flushed together. A damaged audit entry is not a startup
 //! error: the chain goes on from its stored bytes, and `audit verify` names it.
 
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::io::Write as _;
@@ -51,104 +44,23 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 
-use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::value::RawValue;
-use sha2::{Digest, Sha256};
-
 use sled::Transactional as _;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
+use super::audit::{self, Anchor, AuditDraft, AuditEntry, Head, RawEntry, Verdict};
+use super::envelope::{Fault, open_envelope, seal, seal_bytes, unchecked_data, unseal};
+use super::error::{copy_refused, corrupt_engine, open_error, refusal};
+use super::layout::{
+    AUDIT_ANCHOR_KEY, AUDIT_TREE, BOTS_TREE, GENERATION_FILE, GENERATION_KEY, META_TREE, PAUSE_KEY,
+    SCHEMA_KEY, SCHEMA_VERSION, SECRET_KEY, SLED_CONF_FILE,
+};
+use super::pause::Pause;
+use super::preflight::{self, Damage, PREFLIGHT_CACHE_BYTES};
+use super::record::BotState;
 use crate::canon::secret::SecretKey;
-use crate::latch::audit::{self, Anchor, AuditDraft, AuditEntry, Head, RawEntry, Verdict};
-use crate::latch::episode::BotState;
-use crate::latch::pause::Pause;
 
-/// The layout of the database as a whole (trees and keys).
-pub const SCHEMA_VERSION: u64 = 1;
-/// The envelope and record shapes this binary reads and writes.
-pub const RECORD_VERSION: u64 = 1;
-
-const BOTS_TREE: &str = "bots";
-const META_TREE: &str = "meta";
-const AUDIT_TREE: &str = "audit";
-const PAUSE_KEY: &str = "pause";
-/// Where the audit chain starts once retention has removed its beginning.
-const AUDIT_ANCHOR_KEY: &str = "audit_anchor";
-const SCHEMA_KEY: &str = "schema_version";
-const SECRET_KEY: &str = "secret_key";
-const GENERATION_KEY: &str = "generation";
-/// The last generation known flushed, outside sled's files (see the module doc).
-const GENERATION_FILE: &str = "cdd-generation";
-/// A file sled creates in every database directory; its presence means the
-/// database existed before this open.
-const SLED_CONF_FILE: &str = "conf";
-/// sled's log, which it also locks.
-const SLED_LOG_FILE: &str = "db";
-
-/// Which stored record an error is about.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Record {
-    Bot(String),
-    Meta(&'static str),
-    Audit(u64),
-}
-
-impl fmt::Display for Record {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Record::Bot(slug) => write!(f, "the record of bot `{slug}`"),
-            Record::Meta(key) => write!(f, "the `{key}` record"),
-            Record::Audit(seq) => write!(f, "audit entry {seq}"),
-        }
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum StateError {
-    #[error("state database {} is in use by another process", path.display())]
-    Locked { path: PathBuf },
-    #[error("state database {} cannot be opened: {source}", path.display())]
-    Open { path: PathBuf, source: sled::Error },
-    #[error("state database {} is corrupt: {detail}", path.display())]
-    Corrupt { path: PathBuf, detail: String },
-    #[error("state database {} cannot be checked before it is opened: copying {} failed: {source}", path.display(), file.display())]
-    Copy {
-        path: PathBuf,
-        file: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("state database {} has schema version {found}, newer than the {SCHEMA_VERSION} this binary understands; upgrade the agent", path.display())]
-    FutureSchema { path: PathBuf, found: u64 },
-    #[error("state database {}: {record} is corrupt: {detail}", path.display())]
-    CorruptRecord {
-        path: PathBuf,
-        record: Record,
-        detail: String,
-    },
-    #[error("state database {}: {record} has version {found}, newer than the {RECORD_VERSION} this binary understands; upgrade the agent", path.display())]
-    FutureRecord {
-        path: PathBuf,
-        record: Record,
-        found: u64,
-    },
-    #[error("state database {}: reading failed: {source}", path.display())]
-    Read { path: PathBuf, source: sled::Error },
-    #[error("state database {}: writing failed: {source}", path.display())]
-    Write { path: PathBuf, source: sled::Error },
-    #[error("state database {}: the file {} is unreadable: {detail}", path.display(), file.display())]
-    GenerationFile {
-        path: PathBuf,
-        file: PathBuf,
-        detail: String,
-    },
-    #[error("state database {}: {record} cannot be encoded: {source}", path.display())]
-    Encode {
-        path: PathBuf,
-        record: Record,
-        source: serde_json::Error,
-    },
-}
+pub use super::error::{Record, StateError};
 
 /// The open state database. Holds sled's exclusive lock until dropped.
 pub struct StateStore {
@@ -167,161 +79,6 @@ pub struct StateStore {
     /// The private copy sled works on (`open_copy`); removed when the store is
     /// dropped. Last, so that sled's handles close before the folder goes.
     copy: Option<tempfile::TempDir>,
-}
-
-/// sled's page cache for the check of a copy at `open`: it reads little.
-const PREFLIGHT_CACHE_BYTES: u64 = 8 * 1024 * 1024;
-
-/// A database whose recovery drops flushed writes: where its log is damaged,
-/// when the recovery changed bytes that were there.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Damage {
-    /// The state database.
-    pub path: PathBuf,
-    pub at: Option<DamageAt>,
-    /// What the check found (which flushed write is missing).
-    pub detail: String,
-}
-
-/// The first byte sled's recovery changed, and how much it would discard.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DamageAt {
-    /// The file inside the database folder (sled's log is `db`).
-    pub file: String,
-    pub offset: u64,
-    /// Bytes from `offset` to the end of the file as it was.
-    pub discarded_bytes: u64,
-}
-
-impl Damage {
-    /// Compares the database with its recovered copy to find the first byte
-    /// sled's recovery changed.
-    fn find(original: &Path, copy: &Path, detail: String) -> Damage {
-        let mut first: Option<(String, u64, u64)> = None;
-        if let Ok(entries) = std::fs::read_dir(original) {
-            for entry in entries.flatten() {
-                let name = entry.file_name().to_string_lossy().into_owned();
-                let (Ok(before), Ok(after)) =
-                    (std::fs::read(entry.path()), std::fs::read(copy.join(&name)))
-                else {
-                    continue;
-                };
-                // sled legitimately grows its log and rewrites snapshots; what
-                // matters is a byte that was there and is no more.
-                if name.starts_with("snap.") {
-                    continue;
-                }
-                let changed = before
-                    .iter()
-                    .zip(after.iter().chain(std::iter::repeat(&0)))
-                    .position(|(b, a)| b != a);
-                if let Some(at) = changed {
-                    let at = at as u64;
-                    let len = before.len() as u64;
-                    if first.as_ref().is_none_or(|(_, o, _)| at < *o) {
-                        first = Some((name, at, len - at));
-                    }
-                }
-            }
-        }
-        Damage {
-            path: original.to_owned(),
-            at: first.map(|(file, offset, discarded_bytes)| DamageAt {
-                file,
-                offset,
-                discarded_bytes,
-            }),
-            detail,
-        }
-    }
-
-    fn into_error(self) -> StateError {
-        StateError::Corrupt {
-            path: self.path.clone(),
-            detail: format!(
-                "{self}; restore it from a backup, or examine a copy with `audit verify`"
-            ),
-        }
-    }
-}
-
-impl fmt::Display for Damage {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.at {
-            Some(at) => write!(
-                f,
-                "{}; its log `{}` is damaged at byte {} (opening it would make the storage engine discard the {} bytes from there to the end); it was left exactly as it is",
-                self.detail, at.file, at.offset, at.discarded_bytes
-            ),
-            None => write!(f, "{}; it was left exactly as it is", self.detail),
-        }
-    }
-}
-
-/// How long a held lock may take to be released before the database is in use.
-const LOCK_RELEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
-const LOCK_POLL: std::time::Duration = std::time::Duration::from_millis(10);
-
-/// Copies the database folder into a private temporary folder (under `TMPDIR`),
-/// holding the database's lock meanwhile so that no writer tears the copy.
-fn copy_database(path: &Path) -> Result<tempfile::TempDir, StateError> {
-    let log = path.join(SLED_LOG_FILE);
-    let locked = std::fs::OpenOptions::new()
-        .read(true)
-        .open(&log)
-        .map_err(|e| copy_error(path, &log, e))?;
-    // sled takes an exclusive `flock` on its log: the same lock, from outside.
-    // A database just closed (a restart in this process, a holder that is
-    // exiting) keeps it a moment longer: sled's background writer threads hold
-    // the log open until their last write is done. So a held lock is polled for
-    // a short while before the database is called in use.
-    let deadline = std::time::Instant::now() + LOCK_RELEASE_WAIT;
-    loop {
-        match locked.try_lock() {
-            Ok(()) => break,
-            Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
-                std::thread::sleep(LOCK_POLL);
-            }
-            Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(StateError::Locked {
-                    path: path.to_owned(),
-                });
-            }
-            Err(std::fs::TryLockError::Error(e)) => return Err(copy_error(path, &log, e)),
-        }
-    }
-    let copy = tempfile::Builder::new()
-        .prefix("cdd-state-copy-")
-        .tempdir()
-        .map_err(|e| copy_error(path, &std::env::temp_dir(), e))?;
-    copy_tree(path, copy.path()).map_err(|(file, e)| copy_error(path, &file, e))?;
-    drop(locked);
-    Ok(copy)
-}
-
-fn copy_tree(from: &Path, to: &Path) -> Result<(), (PathBuf, std::io::Error)> {
-    let entries = std::fs::read_dir(from).map_err(|e| (from.to_owned(), e))?;
-    for entry in entries {
-        let entry = entry.map_err(|e| (from.to_owned(), e))?;
-        let source = entry.path();
-        let target = to.join(entry.file_name());
-        let kind = entry.file_type().map_err(|e| (source.clone(), e))?;
-        if kind.is_dir() {
-            std::fs::create_dir(&target).map_err(|e| (target.clone(), e))?;
-            copy_tree(&source, &target)?;
-        } else if kind.is_file() {
-            std::fs::copy(&source, &target).map_err(|e| (source.clone(), e))?;
-        }
-    }
-    Ok(())
-}
-
-fn copy_error(path: &Path, file: &Path, e: std::io::Error) -> StateError {
-    StateError::Copy {
-        path: path.to_owned(),
-        file: file.to_owned(),
-        source: e,
-    }
 }
 
 /// What an admin write does to the stored pause.
@@ -344,14 +101,14 @@ impl StateStore {
     /// Opens (or creates) the database at `path`, its page cache bounded to
     /// `cache_capacity_bytes`. Checks the database's schema version; records are
     /// checked as they are read (`load_all` at startup reads them all). An
-    /// existing database is first checked on a copy (see the module doc): a
+    /// existing database is first checked on a copy (see `preflight.rs`): a
     /// damaged one is refused and left exactly as it was.
     pub fn open(path: &Path, cache_capacity_bytes: u64) -> Result<StateStore, StateError> {
         if path.join(SLED_CONF_FILE).exists() {
             let copy = Self::open_copy(path, cache_capacity_bytes.min(PREFLIGHT_CACHE_BYTES))?;
             if let Some(damage) = copy.damage() {
                 return Err(match damage.at {
-                    Some(_) => damage.clone().into_error(),
+                    Some(_) => refusal(damage.clone()),
                     None => StateError::Corrupt {
                         path: path.to_owned(),
                         detail: damage.detail.clone(),
@@ -374,7 +131,7 @@ impl StateStore {
                 detail: format!("it holds no sled database (no `{SLED_CONF_FILE}` file)"),
             });
         }
-        let copy = copy_database(path)?;
+        let copy = preflight::copy_database(path).map_err(|e| copy_refused(path, e))?;
         let engine_dir = copy.path().to_owned();
         let mut store = Self::open_at(&engine_dir, path, cache_capacity_bytes, Some(copy))?;
         if let Err(e) = store.check_generation() {
@@ -441,7 +198,7 @@ impl StateStore {
                 (StateError::Corrupt { detail, .. }, Some(copy)) => {
                     let damage = Damage::find(path, copy.path(), detail.clone());
                     match damage.at {
-                        Some(_) => damage.into_error(),
+                        Some(_) => refusal(damage),
                         None => StateError::Corrupt {
                             path: path.to_owned(),
                             detail,
@@ -729,9 +486,9 @@ impl StateStore {
                 record: Record::Meta(AUDIT_TREE),
                 detail: "the last audit key is not an entry number".into(),
             })?;
-        let hash = match serde_json::from_slice::<Envelope<'_>>(&value) {
-            Ok(envelope) => audit::hash(envelope.data.get().as_bytes()),
-            Err(_) => audit::hash(&value),
+        let hash = match unchecked_data(&value) {
+            Some(data) => audit::hash(data.as_bytes()),
+            None => audit::hash(&value),
         };
         *self.lock_audit_head() = Head { seq, hash };
         Ok(())
@@ -940,150 +697,9 @@ impl StateStore {
     }
 }
 
-fn open_error(path: &Path, e: sled::Error) -> StateError {
-    match e {
-        // sled 0.34 reports a held lock only as this io error text (config.rs,
-        // `try_lock`); the version is pinned and a test holds us to it.
-        sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
-            StateError::Locked {
-                path: path.to_owned(),
-            }
-        }
-        sled::Error::Corruption { .. } => corrupt_engine(path),
-        source => StateError::Open {
-            path: path.to_owned(),
-            source,
-        },
-    }
-}
-
-fn corrupt_engine(path: &Path) -> StateError {
-    StateError::Corrupt {
-        path: path.to_owned(),
-        detail: "the storage engine found damaged data".into(),
-    }
-}
-
-/// Why a stored value could not be read.
-enum Fault {
-    Corrupt(String),
-    Future(u64),
-}
-
-#[derive(serde::Deserialize)]
-struct VersionOnly {
-    v: u64,
-}
-
-#[derive(serde::Deserialize)]
-struct Envelope<'a> {
-    #[serde(borrow)]
-    sha256: Cow<'a, str>,
-    #[serde(borrow)]
-    data: &'a RawValue,
-}
-
-/// `{"v":1,"sha256":"<hex of data's bytes>","data":<data>}`.
-fn seal<T: Serialize + ?Sized>(data: &T) -> Result<Vec<u8>, serde_json::Error> {
-    Ok(seal_bytes(&serde_json::to_vec(data)?))
-}
-
-/// Seals data already serialised as JSON.
-pub(crate) fn seal_bytes(body: &[u8]) -> Vec<u8> {
-    let sum = hex::encode(Sha256::digest(body));
-    let mut out = Vec::with_capacity(body.len() + sum.len() + 32);
-    // Writing to a Vec cannot fail.
-    let _ = write!(out, r#"{{"v":{RECORD_VERSION},"sha256":"{sum}","data":"#);
-    out.extend_from_slice(body);
-    out.push(b'}');
-    out
-}
-
-/// The data of a sealed value, its version and checksum checked; the error is
-/// a phrase saying what is wrong with it.
-pub(crate) fn open_envelope(bytes: &[u8]) -> Result<&str, String> {
-    let head: VersionOnly =
-        serde_json::from_slice(bytes).map_err(|e| format!("its envelope does not parse ({e})"))?;
-    if head.v > RECORD_VERSION {
-        return Err(format!(
-            "it has version {}, newer than this binary's {RECORD_VERSION}",
-            head.v
-        ));
-    }
-    let envelope: Envelope<'_> =
-        serde_json::from_slice(bytes).map_err(|e| format!("its envelope does not parse ({e})"))?;
-    let data = envelope.data.get();
-    if hex::encode(Sha256::digest(data.as_bytes())) != envelope.sha256 {
-        return Err("its checksum does not match its data".into());
-    }
-    Ok(data)
-}
-
-fn unseal<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Fault> {
-    // The version first, alone: a newer envelope may not parse as this one.
-    let head: VersionOnly = serde_json::from_slice(bytes)
-        .map_err(|e| Fault::Corrupt(format!("its envelope does not parse ({e})")))?;
-    if head.v > RECORD_VERSION {
-        return Err(Fault::Future(head.v));
-    }
-    let envelope: Envelope<'_> = serde_json::from_slice(bytes)
-        .map_err(|e| Fault::Corrupt(format!("its envelope does not parse ({e})")))?;
-    let sum = hex::encode(Sha256::digest(envelope.data.get().as_bytes()));
-    if sum != envelope.sha256 {
-        return Err(Fault::Corrupt(
-            "its checksum does not match its data".into(),
-        ));
-    }
-    serde_json::from_str(envelope.data.get())
-        .map_err(|e| Fault::Corrupt(format!("its data does not parse ({e})")))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sealed_value_unseals_to_itself() {
-        let sealed = seal(&42u64).unwrap();
-        assert_eq!(
-            std::str::from_utf8(&sealed).unwrap(),
-            format!(
-                r#"{{"v":1,"sha256":"{}","data":42}}"#,
-                hex::encode(Sha256::digest(b"42"))
-            )
-        );
-        assert!(matches!(unseal::<u64>(&sealed), Ok(42)));
-    }
-
-    #[test]
-    fn any_flipped_byte_in_a_sealed_value_is_refused() {
-        let state = BotState {
-            last_seen_ms: 7,
-            last_report_json: Some(r#"{"a":1}"#.into()),
-            ..BotState::default()
-        };
-        let sealed = seal(&state).unwrap();
-        for i in 0..sealed.len() {
-            for bit in [0x01u8, 0x20, 0x80] {
-                let mut bad = sealed.clone();
-                bad[i] ^= bit;
-                if let Ok(read) = unseal::<BotState>(&bad) {
-                    // A flip inside insignificant positions must still give the
-                    // same state, never a different one.
-                    assert_eq!(
-                        read, state,
-                        "flip at byte {i} bit {bit:#x} changed the state"
-                    );
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn newer_envelope_version_is_reported_as_future() {
-        let bytes = br#"{"v":2,"checksum":"whatever","payload":{}}"#;
-        assert!(matches!(unseal::<BotState>(bytes), Err(Fault::Future(2))));
-    }
 
     fn draft(action: crate::latch::AuditAction) -> AuditDraft {
         AuditDraft {
