@@ -7,10 +7,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use config_drift_detector::latch::episode::{
-    BotState, Observed, Transition, advance, mark_removed,
+use config_drift_detector::latch::{
+    BotState, Observed, StateError, StateStore, Transition, advance, mark_removed,
 };
-use config_drift_detector::latch::store::{StateError, StateStore};
 use config_drift_detector::report::{ConfigDriftReport, Drift, DriftKind};
 use serde_json::value::RawValue;
 

@@ -16,8 +16,9 @@ use serde_json::json;
 
 use super::{Agent, CheckResult};
 use crate::config::{Mode, Role};
-use crate::latch::ack::{self, Ack, AckEnd, AckError};
+use crate::latch::ack;
 use crate::latch::store::PauseChange;
+use crate::latch::{Ack, AckEnd, AckError};
 use crate::latch::{
     AuditAction, AuditDraft, AuditEntry, BotState, Pause, Resolution, ResolvedBy, StateError,
     Transition,

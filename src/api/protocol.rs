@@ -8,8 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::agent::{AdminOutcome, Cleared};
-use crate::latch::Pause;
-use crate::latch::ack::Ack;
+use crate::latch::{Ack, Pause};
 
 /// Where the API is served.
 pub const PREFIX: &str = "/api/v1";

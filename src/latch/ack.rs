@@ -13,10 +13,7 @@
 
 use sha2::{Digest, Sha256};
 
-// The stored shapes, also under this file's name: callers wrote
-// `latch::ack::Ack` before `record.rs` existed.
-pub use super::record::{Ack, AckEnd, AckStatus};
-use super::record::{BotState, Episode};
+use super::record::{Ack, AckEnd, AckStatus, BotState, Episode};
 use crate::report::Status;
 
 /// Ended acks stay in the state this long, so approving one answers "lapsed"

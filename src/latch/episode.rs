@@ -14,9 +14,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde_json::value::RawValue;
 
-// The stored shapes, also under this file's name: callers wrote
-// `latch::episode::BotState` before `record.rs` existed.
-pub use super::record::{BotState, CommitRef, Episode, LatchedField, Resolution, ResolvedBy};
+use super::record::{BotState, Episode, LatchedField, ResolvedBy};
 use crate::report::{ConfigDriftReport, Drift, Status};
 
 /// How long a bot removed from the registry keeps its entry (and episode) (§9).

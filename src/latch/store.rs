@@ -60,7 +60,7 @@ use super::preflight::{self, Damage, PREFLIGHT_CACHE_BYTES};
 use super::record::BotState;
 use crate::canon::secret::SecretKey;
 
-pub use super::error::{Record, StateError};
+use super::error::{Record, StateError};
 
 /// The open state database. Holds sled's exclusive lock until dropped.
 pub struct StateStore {

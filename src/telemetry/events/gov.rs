@@ -43,10 +43,10 @@ impl SeverityClass {
     }
 }
 
-pub use crate::latch::ResolvedBy;
 /// The commit that changed the committed side, when it did (stored with the
 /// resolution, so a re-emitted RESOLVED names the same commit).
-pub use crate::latch::episode::CommitRef as ResolvingCommit;
+pub use crate::latch::CommitRef as ResolvingCommit;
+pub use crate::latch::ResolvedBy;
 
 /// One GOV record (§11): the reason code is its event name, and `reason_code`,
 /// `user_message` and the given fields its attributes; the report is the OTel
