@@ -2,6 +2,11 @@
 //! `load`. Raw serde shapes live in `raw.rs`; past `load`, code sees `Duration`,
 //! `Decimal`, `BotSlug` and resolved paths, never a raw string.
 //!
+//! The path through: `raw.rs` (TOML → serde shapes, structural problems) →
+//! `build/` (values, one module per table) → [`Config`]. What can be wrong is
+//! `error.rs` ([`ConfigError`] names the file, [`ConfigErrorKind`] the problem);
+//! what is legal but noteworthy is `warning.rs`.
+//!
 //! Owns reading the configuration file and its `registry_file`, and every rule of
 //! §3. Must not open the repo, contact a bot, or log: problems are returned, all of
 //! them at once, and the caller prints them. Header values never appear in an
