@@ -278,7 +278,7 @@ fn full_example_loads_with_its_values() {
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert!(
         warnings[0]
-            .0
+            .to_string()
             .contains("tolerance_for_numeric_drift = 0.001")
     );
     assert!(warnings[0].line().starts_with("warning: "));
@@ -513,7 +513,7 @@ fn tolerance_is_exact_bounded_and_warns_above_zero() {
     assert_eq!(warnings.len(), 1);
     assert!(
         warnings[0]
-            .0
+            .to_string()
             .contains("tolerance_for_numeric_drift = 0.0005"),
         "{warnings:?}"
     );
@@ -638,7 +638,13 @@ fn runtime_urls_of_other_shapes_are_errors_naming_the_bot() {
     // Credentials inside a URL never reach the message.
     let text = "[repo]\nurl = \"/r\"\n[[bots]]\nslug = \"b\"\nruntime = \"ftp://user:pw@h/\"\n";
     let errors = fx.errors(text);
-    assert!(!errors[0].contains("pw"), "{errors:?}");
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    // After the file's path: a random temporary folder's name may hold "pw".
+    let prefix = format!("{}: ", fx.path("cdd.toml").display());
+    let message = errors[0]
+        .strip_prefix(&prefix)
+        .expect("names the file first");
+    assert!(!message.contains("pw"), "{errors:?}");
 
     let good = [
         (
@@ -1127,4 +1133,168 @@ fn load_reads_the_real_environment() {
     let path = fx.write("cdd.toml", &text);
     let (config, _) = load(&path).expect("valid");
     assert_eq!(config.bots[0].headers[0].value, env!("CARGO_MANIFEST_DIR"));
+}
+
+// --- The kind of each problem, not only its sentence: callers match on these. ---
+
+impl Fixture {
+    /// Every error of `text` as the kinds a caller matches on.
+    fn kinds(&self, text: &str) -> Vec<ConfigErrorKind> {
+        match self.load("cdd.toml", text) {
+            Ok(_) => panic!("expected errors for:\n{text}"),
+            Err(errors) => errors.into_iter().map(|e| e.kind).collect(),
+        }
+    }
+}
+
+#[test]
+fn an_unreadable_file_is_the_unreadable_kind_naming_the_file() {
+    let fx = Fixture::new();
+    let missing = fx.path("nope.toml");
+    let errors = load(&missing).unwrap_err();
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0].file, missing);
+    assert!(
+        matches!(&errors[0].kind, ConfigErrorKind::Unreadable { reason } if !reason.is_empty()),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn a_syntax_error_carries_its_line_and_column() {
+    let fx = Fixture::new();
+    let kinds = fx.kinds("mode = \"shadow\"\n\n[repo\nurl = \"x\"\n");
+    let [ConfigErrorKind::Syntax(e)] = kinds.as_slice() else {
+        panic!("{kinds:?}");
+    };
+    assert_eq!(e.line, 3);
+    assert!(e.column > 1, "{e:?}");
+}
+
+#[test]
+fn an_unknown_key_names_its_table_and_the_likely_key() {
+    let fx = Fixture::new();
+    let kinds = fx.kinds(&format!("{MINIMAL}\n[runtime]\ntimout_ms = 100\n"));
+    assert_eq!(
+        kinds,
+        [ConfigErrorKind::UnknownKey {
+            key: "timout_ms".into(),
+            place: error::Place::Table("runtime"),
+            suggestion: Some("timeout_ms"),
+        }]
+    );
+}
+
+#[test]
+fn an_out_of_range_value_names_key_table_value_and_range() {
+    let fx = Fixture::new();
+    let kinds = fx.kinds(&minimal_with("check_interval_minutes = 61"));
+    assert_eq!(
+        kinds,
+        [ConfigErrorKind::OutOfRange {
+            key: "check_interval_minutes",
+            place: error::Place::Top,
+            got: 61,
+            range: CHECK_INTERVAL_MINUTES_RANGE,
+        }]
+    );
+    let text = MINIMAL.replace("[[bots]]", "[runtime]\nlatency_budget_ms = 999\n\n[[bots]]");
+    assert_eq!(
+        fx.kinds(&text),
+        [ConfigErrorKind::OutOfRange {
+            key: "latency_budget_ms",
+            place: error::Place::Table("runtime"),
+            got: 999,
+            range: LATENCY_BUDGET_MS_RANGE,
+        }]
+    );
+}
+
+#[test]
+fn a_duplicate_slug_names_both_entries() {
+    let fx = Fixture::new();
+    let kinds = fx.kinds(&format!(
+        "{MINIMAL}\n[[bots]]\nslug = \"a\"\nruntime = \"http://h/\"\n"
+    ));
+    assert_eq!(
+        kinds,
+        [ConfigErrorKind::DuplicateSlug {
+            slug: BotSlug::parse("a").unwrap(),
+            first: 1,
+            second: 2,
+        }]
+    );
+}
+
+#[test]
+fn a_bad_runtime_url_is_typed_and_redacted() {
+    let fx = Fixture::new();
+    let kinds = fx.kinds(&format!(
+        "{MINIMAL}\n[[bots]]\nslug = \"b\"\nruntime = \"ftp://u:pw@h/x\"\n"
+    ));
+    assert_eq!(
+        kinds,
+        [ConfigErrorKind::InvalidRuntime {
+            bot: error::Entry::Bot(BotSlug::parse("b").unwrap()),
+            error: error::RuntimeUrlError::UnknownScheme {
+                redacted: "ftp://***@h/x".into(),
+                scheme: "ftp".into(),
+            },
+        }]
+    );
+}
+
+#[test]
+fn an_unset_variable_in_a_header_names_header_and_variable() {
+    let fx = Fixture::new();
+    let text = MINIMAL.replace(
+        "[[bots]]",
+        "[runtime]\nheaders = { Authorization = \"Bearer ${NOT_SET}\" }\n\n[[bots]]",
+    );
+    assert_eq!(
+        fx.kinds(&text),
+        [ConfigErrorKind::HeaderEnv {
+            owner: error::HeaderOwner::Runtime,
+            name: "Authorization".into(),
+            error: error::ExpandError::Unset("NOT_SET".into()),
+        }]
+    );
+}
+
+#[test]
+fn an_empty_registry_is_its_own_kind_naming_the_registry() {
+    let fx = Fixture::new();
+    let registry = fx.write("bots.toml", "# nobody\n");
+    let text = "registry_file = \"bots.toml\"\n[repo]\nurl = \"/srv/bot-configs\"\n";
+    let errors = fx.load("cdd.toml", text).unwrap_err();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].file, registry);
+    assert_eq!(errors[0].kind, ConfigErrorKind::EmptyRegistry);
+}
+
+#[test]
+fn warnings_are_typed_with_their_values() {
+    let fx = Fixture::new();
+    let (_, warnings) = fx
+        .load("cdd.toml", &minimal_with("check_interval_minutes = 45"))
+        .expect("valid");
+    assert_eq!(
+        warnings,
+        [Warning::LongCheckInterval {
+            minutes: 45,
+            above: CHECK_INTERVAL_WARN_ABOVE_MINUTES,
+        }]
+    );
+    let text = MINIMAL.replace(
+        "[[bots]]",
+        "[runtime]\ntimeout_ms = 2000\nlatency_budget_ms = 1000\n\n[[bots]]",
+    );
+    let (_, warnings) = fx.load("cdd.toml", &text).expect("valid");
+    assert_eq!(
+        warnings,
+        [Warning::TimeoutAboveBudget {
+            timeout_ms: 2000,
+            latency_budget_ms: 1000,
+        }]
+    );
 }

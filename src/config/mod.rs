@@ -2,6 +2,11 @@
 //! `load`. Raw serde shapes live in `raw.rs`; past `load`, code sees `Duration`,
 //! `Decimal`, `BotSlug` and resolved paths, never a raw string.
 //!
+//! The path through: `raw.rs` (TOML → serde shapes, structural problems) →
+//! `build/` (values, one module per table) → [`Config`]. What can be wrong is
+//! `error.rs` ([`ConfigError`] names the file, [`ConfigErrorKind`] the problem);
+//! what is legal but noteworthy is `warning.rs`.
+//!
 //! Owns reading the configuration file and its `registry_file`, and every rule of
 //! §3. Must not open the repo, contact a bot, or log: problems are returned, all of
 //! them at once, and the caller prints them. Header values never appear in an
@@ -14,9 +19,12 @@
 //! to `""` is unset.
 
 mod build;
+pub mod error;
 #[cfg(test)]
 mod load_tests;
 pub mod raw;
+mod slug;
+mod warning;
 
 use std::fmt;
 use std::ops::RangeInclusive;
@@ -25,6 +33,10 @@ use std::time::Duration;
 
 use crate::canon::Decimal;
 use crate::canon::path::FieldPattern;
+
+pub use error::{ConfigError, ConfigErrorKind};
+pub use slug::{BotSlug, InvalidSlug};
+pub use warning::Warning;
 
 /// `off | shadow | advisory | enforced` (§13).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
@@ -110,35 +122,6 @@ impl Mode {
             Mode::Advisory => "advisory",
             Mode::Enforced => "enforced",
         }
-    }
-}
-
-/// Letters, digits, `.`, `_`, `-`; starts with a letter or digit; never `..`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct BotSlug(String);
-
-impl BotSlug {
-    pub fn parse(s: &str) -> Result<BotSlug, String> {
-        let ok_first = s.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
-        let ok_chars = s
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-        if !ok_first || !ok_chars || s.contains("..") {
-            return Err(format!(
-                "`{s}` is not a valid slug (letters, digits, `.`, `_` and `-`, starting with a letter or digit, never `..`)"
-            ));
-        }
-        Ok(BotSlug(s.to_owned()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for BotSlug {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
     }
 }
 
@@ -326,33 +309,6 @@ impl Config {
     }
 }
 
-/// Something legal but worth an operator's attention. `Display` is the sentence
-/// alone; print it with [`Warning::line`], one line starting `warning: ` (§2).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Warning(pub String);
-
-impl Warning {
-    /// The line to print on stderr: `warning: <sentence>`.
-    pub fn line(&self) -> String {
-        format!("warning: {}", self.0)
-    }
-}
-
-impl fmt::Display for Warning {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// One problem in a configuration file, as one sentence naming the file and the
-/// key or bot at fault.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{file}: {message}")]
-pub struct ConfigError {
-    pub file: PathBuf,
-    pub message: String,
-}
-
 /// Reads and validates `path` (and its `registry_file`, if any). Reports every
 /// problem in one pass, so an operator fixes the file once.
 pub fn load(path: &Path) -> Result<(Config, Vec<Warning>), Vec<ConfigError>> {
@@ -384,20 +340,14 @@ fn load_with_env(
     let (raw, structure) = match raw::parse_config(&text) {
         Ok(parsed) => parsed,
         Err(e) => {
-            let error = ConfigError {
-                file: path.to_path_buf(),
-                message: e.to_string(),
-            };
+            let error = ConfigError::new(path, ConfigErrorKind::Syntax(e));
             return (Err(vec![error]), Vec::new());
         }
     };
     let mut errors: Vec<ConfigError> = structure
         .problems
         .into_iter()
-        .map(|message| ConfigError {
-            file: path.to_path_buf(),
-            message,
-        })
+        .map(|kind| ConfigError::new(path, kind))
         .collect();
     let mut warnings = Vec::new();
     let mut config = {
@@ -436,19 +386,12 @@ fn load_registry_with_env(
         return Ok(config.bots.clone());
     };
     let text = read(file)?;
-    let (raw, structure) = raw::parse_registry(&text).map_err(|e| {
-        vec![ConfigError {
-            file: file.clone(),
-            message: e.to_string(),
-        }]
-    })?;
+    let (raw, structure) = raw::parse_registry(&text)
+        .map_err(|e| vec![ConfigError::new(file, ConfigErrorKind::Syntax(e))])?;
     let mut errors: Vec<ConfigError> = structure
         .problems
         .into_iter()
-        .map(|message| ConfigError {
-            file: file.clone(),
-            message,
-        })
+        .map(|kind| ConfigError::new(file, kind))
         .collect();
     let raw_bots = raw.bots.unwrap_or_default();
     let mut sink = build::Sink {
@@ -456,7 +399,7 @@ fn load_registry_with_env(
         errors: &mut errors,
     };
     if raw_bots.is_empty() && !structure.dropped.contains("bots") {
-        sink.push("the registry has no bot: add at least one [[bots]] entry");
+        sink.push(ConfigErrorKind::EmptyRegistry);
     }
     let template = &config.repo.config_path_template;
     let defaults = build::BotDefaults {
@@ -475,10 +418,11 @@ fn load_registry_with_env(
 
 fn read(path: &Path) -> Result<String, Vec<ConfigError>> {
     std::fs::read_to_string(path).map_err(|e| {
-        vec![ConfigError {
-            file: path.to_path_buf(),
-            message: format!("cannot be read: {e}"),
-        }]
+        let reason = e.to_string();
+        vec![ConfigError::new(
+            path,
+            ConfigErrorKind::Unreadable { reason },
+        )]
     })
 }
 
@@ -510,14 +454,5 @@ mod tests {
             redact_url_credentials("ssh://git@host/repo"),
             "ssh://***@host/repo"
         );
-    }
-
-    #[test]
-    fn slugs() {
-        assert!(BotSlug::parse("risk.killswitch").is_ok());
-        assert!(BotSlug::parse("mm-eu_2").is_ok());
-        for bad in ["", ".a", "-a", "a..b", "a/b", "a b", "ä"] {
-            assert!(BotSlug::parse(bad).is_err(), "{bad}");
-        }
     }
 }

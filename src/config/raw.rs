@@ -13,6 +13,8 @@ use std::fmt;
 use serde::Deserialize;
 use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
 
+pub use super::error::SyntaxError;
+use super::error::{ConfigErrorKind, Place};
 use crate::text::one_line_joined;
 
 /// The top level of the configuration file.
@@ -155,30 +157,12 @@ impl<'de> Deserialize<'de> for RawNumber {
     }
 }
 
-/// A TOML syntax error, located for the operator.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SyntaxError {
-    pub line: usize,
-    pub column: usize,
-    pub message: String,
-}
-
-impl fmt::Display for SyntaxError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "TOML syntax error at line {}, column {}: {}",
-            self.line, self.column, self.message
-        )
-    }
-}
-
 /// What the structural pass found. Offending keys are removed before the final
 /// deserialisation, so the rest of the file can still be checked.
 #[derive(Debug, Default)]
 pub struct Structure {
-    /// One sentence each, without the file name.
-    pub problems: Vec<String>,
+    /// Every problem found, without the file name.
+    pub problems: Vec<ConfigErrorKind>,
     /// Keys removed because their value had the wrong type, as `repo.url`,
     /// `bots[2].slug` or `bots[2]` (0-based), so `build` does not also call them
     /// missing.
@@ -234,10 +218,9 @@ fn parse_with<T: DeserializeOwned + Default>(
         Err(e) => {
             // The walk removed everything serde could refuse; reaching this means a
             // shape the walk does not know, so say what serde said, once.
-            structure.problems.push(format!(
-                "the file could not be read: {}",
-                one_line_joined(e.message())
-            ));
+            structure.problems.push(ConfigErrorKind::Unrecognised {
+                detail: one_line_joined(e.message()),
+            });
             Ok((T::default(), structure))
         }
     }
@@ -256,47 +239,6 @@ fn syntax_error(text: &str, e: &toml::de::Error) -> SyntaxError {
     }
 }
 
-/// Where a key sits, for messages (`unknown key `x` in [runtime]`) and for the
-/// dropped-key set.
-enum Place {
-    Top,
-    Table(&'static str),
-    Entry {
-        array: &'static str,
-        index: usize,
-        name: Option<String>,
-    },
-}
-
-impl Place {
-    fn path(&self, key: &str) -> String {
-        match self {
-            Place::Top => key.to_owned(),
-            Place::Table(t) => format!("{t}.{key}"),
-            Place::Entry { array, index, .. } => format!("{array}[{index}].{key}"),
-        }
-    }
-}
-
-impl fmt::Display for Place {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Place::Top => Ok(()),
-            Place::Table(t) => write!(f, " in [{t}]"),
-            Place::Entry {
-                array,
-                name: Some(name),
-                ..
-            } => write!(f, " in [[{array}]] entry `{name}`"),
-            Place::Entry {
-                array,
-                index,
-                name: None,
-            } => write!(f, " in [[{array}]] entry #{}", index + 1),
-        }
-    }
-}
-
 /// The table under `key`, if there is one; a non-table there is reported and removed.
 fn sub_table<'t>(
     table: &'t mut toml::Table,
@@ -306,8 +248,7 @@ fn sub_table<'t>(
     let is_table = table.get(key)?.is_table();
     if !is_table {
         let got = table.get(key).map_or("nothing", toml::Value::type_str);
-        s.problems
-            .push(format!("`{key}` must be a table ([{key}]), not {}", a(got)));
+        s.problems.push(ConfigErrorKind::NotATable { key, got });
         table.remove(key);
         s.dropped.insert(key.to_owned());
         return None;
@@ -329,21 +270,21 @@ fn entries<T: DeserializeOwned>(
         return;
     };
     let Some(items) = value.as_array_mut() else {
-        s.problems.push(format!(
-            "`{array}` must be an array of tables ([[{array}]]), not {}",
-            a(value.type_str())
-        ));
+        s.problems.push(ConfigErrorKind::NotAnArrayOfTables {
+            array,
+            got: value.type_str(),
+        });
         table.remove(key);
         s.dropped.insert(array.to_owned());
         return;
     };
     for (index, item) in items.iter_mut().enumerate() {
         if !item.is_table() {
-            s.problems.push(format!(
-                "[[{array}]] entry #{} must be a table, not {}",
-                index + 1,
-                a(item.type_str())
-            ));
+            s.problems.push(ConfigErrorKind::EntryNotATable {
+                array,
+                number: index + 1,
+                got: item.type_str(),
+            });
             *item = toml::Value::Table(toml::Table::new());
             s.dropped.insert(format!("{array}[{index}]"));
             continue;
@@ -371,8 +312,12 @@ fn check_keys<T: DeserializeOwned>(
     let keys: Vec<String> = table.keys().cloned().collect();
     for key in keys {
         if !fields.contains(&key.as_str()) {
-            s.problems.push(unknown_key_message(&key, place, fields));
             table.remove(&key);
+            s.problems.push(ConfigErrorKind::UnknownKey {
+                suggestion: closest(&key, fields),
+                key,
+                place: place.clone(),
+            });
             continue;
         }
         if nested.contains(&key.as_str()) {
@@ -386,45 +331,46 @@ fn check_keys<T: DeserializeOwned>(
         alone.insert(key.clone(), value.clone());
         if let Err(e) = toml::Value::Table(alone).try_into::<T>() {
             s.problems
-                .push(wrong_type_message(&key, &value, place, e.message()));
+                .push(wrong_type(&key, &value, place, e.message()));
             table.remove(&key);
             s.dropped.insert(place.path(&key));
         }
     }
 }
 
-fn unknown_key_message(key: &str, place: &Place, fields: &[&str]) -> String {
-    let hint = fields
+/// The known key an unknown one is most likely a typo of, if any is close.
+fn closest(key: &str, fields: &[&'static str]) -> Option<&'static str> {
+    fields
         .iter()
         .map(|f| (edit_distance(key, f), *f))
         .filter(|(d, f)| *d <= 2.max(f.len() / 4))
         .min()
-        .map(|(_, f)| format!(" (did you mean `{f}`?)"))
-        .unwrap_or_default();
-    format!("unknown key `{key}`{place}{hint}")
+        .map(|(_, f)| f)
 }
 
-fn wrong_type_message(key: &str, value: &toml::Value, place: &Place, serde: &str) -> String {
+fn wrong_type(key: &str, value: &toml::Value, place: &Place, serde: &str) -> ConfigErrorKind {
+    let place = place.clone();
     // A header table's serde message could quote a value; header values never
     // appear in messages.
     if key == "headers" {
-        return format!("`headers`{place} must be a table of header names to string values");
+        return ConfigErrorKind::HeadersNotATable { place };
     }
     let scalar = !matches!(value, toml::Value::Array(_) | toml::Value::Table(_));
     let expected = serde
         .rsplit_once(", expected ")
         .map(|(_, e)| describe_expected(e.trim()));
     match expected {
-        Some(expected) if scalar => {
-            format!(
-                "`{key}`{place} must be {expected}, not {}",
-                a(value.type_str())
-            )
-        }
-        _ => format!(
-            "`{key}`{place} has a value of the wrong type: {}",
-            one_line_joined(serde)
-        ),
+        Some(expected) if scalar => ConfigErrorKind::WrongType {
+            key: key.to_owned(),
+            place,
+            expected,
+            got: value.type_str(),
+        },
+        _ => ConfigErrorKind::WrongTypeIn {
+            key: key.to_owned(),
+            place,
+            detail: one_line_joined(serde),
+        },
     }
 }
 
@@ -438,13 +384,6 @@ fn describe_expected(e: &str) -> String {
         "a map" => "a table".to_owned(),
         _ if e.starts_with("struct ") => "a table".to_owned(),
         _ => e.to_owned(),
-    }
-}
-
-fn a(type_name: &str) -> String {
-    match type_name.chars().next() {
-        Some('a' | 'e' | 'i' | 'o' | 'u') => format!("an {type_name}"),
-        _ => format!("a {type_name}"),
     }
 }
 
@@ -534,7 +473,12 @@ slug = "a"
 runtim = "http://x"
 "#;
         let (raw, s) = parse_config(text).unwrap();
-        let all = s.problems.join("\n");
+        let all = s
+            .problems
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n");
         assert!(
             all.contains(
                 "unknown key `chek_interval_minutes` (did you mean `check_interval_minutes`?)"
