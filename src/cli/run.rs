@@ -66,7 +66,10 @@ pub fn run(args: RunArgs<'_>) -> anyhow::Result<u8> {
     };
     let assembly = match assembled {
         Ok(a) => a,
-        Err(e) => return fail(&with_causes(&e)),
+        // The agent's own setup errors wrap their causes (a TLS or Git setup
+        // failure); every other part's message already names its cause.
+        Err(app::StartupError::Agent(e)) => return fail(&with_causes(&e)),
+        Err(e) => return fail(&e.to_string()),
     };
     let telemetry = assembly.telemetry();
     runtime.block_on(serve_until_shutdown(assembly))?;
