@@ -78,6 +78,27 @@ mod tests {
     }
 
     #[test]
+    fn slugs_land_on_the_contracts_shards() {
+        // §13's function exactly, pinned to values computed outside this code
+        // (Python: hashlib.sha256, the paper's jump hash in 64-bit arithmetic),
+        // so a change to the hash, the byte order or the +1 fails here.
+        assert_eq!(jump_consistent_hash(1, 10), 6);
+        assert_eq!(jump_consistent_hash(42, 100), 43);
+        assert_eq!(jump_consistent_hash(0xdead_beef, 1000), 285);
+        assert_eq!(jump_consistent_hash(u64::MAX, 7), 2);
+        for (slug, expected) in [
+            ("risk.killswitch", [1, 3, 5, 7]),
+            ("mm.eu", [2, 2, 2, 2]),
+            ("arb.us", [1, 1, 4, 8]),
+            ("alpha", [1, 3, 3, 3]),
+            ("beta", [1, 1, 4, 4]),
+        ] {
+            let got = [2, 3, 5, 16].map(|n| shard_of(slug, n));
+            assert_eq!(got, expected, "{slug} among 2, 3, 5 and 16 shards");
+        }
+    }
+
+    #[test]
     fn shards_cover_every_bot_exactly_once() {
         for n in 1..=7 {
             for i in 0..500 {

@@ -522,6 +522,7 @@ async fn live_edit_pages_through_alertmanager_a_commit_resolves_it_and_every_pan
     )
     .await;
     let after_flow = wait_rules_evaluated_after(&prom, SystemTime::now()).await;
+    assert!(!after_flow.is_empty(), "Prometheus lists no rules");
     assert!(
         after_flow.iter().all(|r| r["health"] == "ok"),
         "{after_flow:#?}"

@@ -1516,7 +1516,8 @@ mod property {
     proptest! {
         #![proptest_config(ProptestConfig {
             cases: 2000,
-            failure_persistence: None,
+            // The recorded failures in canon_diff.proptest-regressions are
+            // replayed first, as in every other block of this file.
             ..ProptestConfig::default()
         })]
 

@@ -29,6 +29,10 @@ struct Fleet {
 }
 
 /// Two bots, both in sync: `risk.killswitch` and `mm.eu`.
+/// How many bots `fleet()` registers: a loop over its reports checks this first,
+/// so that no output can pass for every bot being right.
+const FLEET_BOTS: usize = 2;
+
 fn fleet() -> Fleet {
     let repo = FixtureRepo::new();
     for slug in ["risk.killswitch", "mm.eu"] {
@@ -152,7 +156,9 @@ fn the_pinned_branch_is_the_one_read() {
     assert_ne!(main_head, staging_head);
     let out = f.check(&[], &[]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    for r in json_lines(&out) {
+    let reports = json_lines(&out);
+    assert_eq!(reports.len(), FLEET_BOTS, "{}", stderr(&out));
+    for r in reports {
         assert_eq!(r["committed_ref"], "main");
         assert_eq!(r["committed_commit"], main_head.as_str());
         assert_eq!(r["status"], "IN_SYNC");
@@ -165,7 +171,9 @@ fn a_missing_branch_is_branch_not_found_never_a_fallback() {
     f.repo.rename_branch("main", "trunk");
     let out = f.check(&[], &[]);
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
-    for r in json_lines(&out) {
+    let reports = json_lines(&out);
+    assert_eq!(reports.len(), FLEET_BOTS, "{}", stderr(&out));
+    for r in reports {
         assert_eq!(r["status"], "UNKNOWN");
         assert_eq!(r["unknown_reason"], "branch_not_found");
         assert_eq!(r["committed_commit"], serde_json::Value::Null);
@@ -556,7 +564,9 @@ fn require_signed_commits_makes_unverified_commits_unknown() {
     );
     let out = f.check_config(&cfg, &[]);
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
-    for r in json_lines(&out) {
+    let reports = json_lines(&out);
+    assert_eq!(reports.len(), FLEET_BOTS, "{}", stderr(&out));
+    for r in reports {
         assert_eq!(r["unknown_reason"], "committed_unverified", "{r}");
         assert_eq!(r["committed_signature"], "unsigned");
     }
@@ -568,19 +578,24 @@ fn an_outage_turns_stale_after_max_staleness() {
     let cfg = f.config_with("", "max_staleness_s = 1", &[]);
     assert_eq!(f.check_config(&cfg, &[]).status.code(), Some(0));
     let away = f.repo.block();
-    let first = json_lines(&f.check_config(&cfg, &[]));
+    let out = f.check_config(&cfg, &[]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let first = json_lines(&out);
+    assert_eq!(first.len(), FLEET_BOTS, "{}", stderr(&out));
     assert!(
         first
             .iter()
             .all(|r| r["unknown_reason"] == "repo_unreachable"
-                || r["unknown_reason"] == "repo_stale")
+                || r["unknown_reason"] == "repo_stale"),
+        "{first:?}"
     );
     support::poll(Duration::from_secs(20), "repo_stale", || {
-        let reports = json_lines(&f.check_config(&cfg, &[]));
-        reports
-            .iter()
-            .all(|r| r["unknown_reason"] == "repo_stale")
-            .then_some(())
+        let out = f.check_config(&cfg, &[]);
+        let reports = json_lines(&out);
+        (out.status.code() == Some(3)
+            && reports.len() == FLEET_BOTS
+            && reports.iter().all(|r| r["unknown_reason"] == "repo_stale"))
+        .then_some(())
     });
     f.repo.unblock(&away);
     assert_eq!(

@@ -258,6 +258,7 @@ async fn connections_are_kept_alive_and_reused_across_checks() {
     let fetcher = Fetcher::new(&runtime_config(2_000, 4, 1024)).unwrap();
     for _check in 0..2 {
         let got = fetcher.fetch_all(&bots, far_deadline()).await;
+        assert_eq!(got.len(), bots.len());
         assert!(got.iter().all(|f| f.result.is_ok()));
     }
     assert_eq!(bot_server.requests(), 200);
@@ -312,6 +313,7 @@ async fn ten_thousand_bots_over_32_kept_alive_connections() {
         "fetch_all of 10000 bots over {} connections: {first:?} (cold), {second:?} (warm)",
         server.connections()
     );
+    assert_eq!((got.len(), again.len()), (bots.len(), bots.len()));
     assert!(got.iter().chain(&again).all(|f| f.result.is_ok()));
     // Racing connects may open a few spare connections under load; without reuse
     // this would be 20,000.
