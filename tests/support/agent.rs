@@ -20,8 +20,8 @@ pub struct AgentProcess {
 
 impl AgentProcess {
     /// `run --config CONFIG --log-format json EXTRA…` in the config's folder,
-    /// with `RUST_LOG=info` and `env` added; waits until `/livez` answers on
-    /// `addr`.
+    /// with `RUST_LOG=info` and `env` added; waits until `/livez` answers 200
+    /// `ok` on `addr`.
     pub fn start(config: &Path, addr: SocketAddr, extra: &[&str], env: &[(&str, &str)]) -> Self {
         let args: Vec<&str> = ["--log-format", "json"]
             .into_iter()
@@ -33,7 +33,9 @@ impl AgentProcess {
             .collect();
         let mut agent = AgentProcess::spawn(config, addr, &args, &env);
         let end = Instant::now() + Duration::from_secs(30);
-        while agent.get("/livez").is_none() {
+        // Ready is this agent's own answer, not any answer: a port picked before
+        // the agent binds it may meanwhile serve something else.
+        while !matches!(agent.get("/livez"), Some((200, body)) if body == "ok\n") {
             if let Some(status) = agent.exited() {
                 panic!(
                     "the agent exited at start ({status}):\n{}",
