@@ -109,9 +109,10 @@ async fn each_failing_bot_gets_its_reason_while_the_others_succeed_within_the_ti
             eprintln!("{}: {} {}", b.slug, e.reason.as_str(), e.detail);
         }
     }
-    // Bounded by the timeout, not by the slowest bot (30 s) or the trickler (10 s).
+    // Bounded by the timeout, not by the slowest bot (30 s) or the trickler (10 s):
+    // 5 s is many times the 300 ms timeout, and half the trickler.
     assert!(
-        elapsed < Duration::from_millis(timeout_ms * 4 + 500),
+        elapsed < Duration::from_secs(5),
         "fetch_all took {elapsed:?}"
     );
 }
@@ -119,13 +120,14 @@ async fn each_failing_bot_gets_its_reason_while_the_others_succeed_within_the_ti
 #[tokio::test]
 async fn huge_declared_length_is_refused_before_the_timeout() {
     let huge = BotServer::answering(Reply::DeclaredLength(2_000_000));
-    let fetcher = Fetcher::new(&runtime_config(2_000, 4, 1_000_000)).unwrap();
+    // A timeout far above the bound: waiting for the body would take 20 s.
+    let fetcher = Fetcher::new(&runtime_config(20_000, 4, 1_000_000)).unwrap();
     let got = fetcher
         .fetch_all(&[http_bot("huge", huge.url("/config"))], far_deadline())
         .await;
     assert_eq!(failure(&got[0]).0, UnknownReason::RuntimeTooLarge);
     let took = got[0].duration.unwrap();
-    assert!(took < Duration::from_millis(1_000), "took {took:?}");
+    assert!(took < Duration::from_secs(5), "took {took:?}");
 }
 
 #[tokio::test]
@@ -149,7 +151,8 @@ async fn body_of_exactly_max_body_bytes_is_accepted_and_one_more_is_not() {
 #[tokio::test]
 async fn chunked_body_past_the_limit_is_cut_off() {
     let chunked = BotServer::answering(Reply::Endless(1000));
-    let fetcher = Fetcher::new(&runtime_config(5_000, 4, 10_000)).unwrap();
+    // A timeout far above the bound: only the cut-off can end it in time.
+    let fetcher = Fetcher::new(&runtime_config(30_000, 4, 10_000)).unwrap();
     let got = fetcher
         .fetch_all(
             &[http_bot("chunked", chunked.url("/config"))],
@@ -159,7 +162,7 @@ async fn chunked_body_past_the_limit_is_cut_off() {
     let (reason, detail) = failure(&got[0]);
     assert_eq!(reason, UnknownReason::RuntimeTooLarge);
     assert!(detail.contains("cut off"), "{detail}");
-    assert!(got[0].duration.unwrap() < Duration::from_secs(2));
+    assert!(got[0].duration.unwrap() < Duration::from_secs(10));
 }
 
 #[tokio::test]
