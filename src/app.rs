@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 
-use crate::agent::schedule::{self, Command, Inputs};
+use crate::agent::schedule::{self, Inputs};
 use crate::agent::{Agent, AgentSetupError, AgentStatus, CheckView, Overrides, agent_info};
 use crate::config::{Config, Mode};
 use crate::latch::{StateError, StateStore};
@@ -159,7 +159,7 @@ impl Assembly {
         let views = agent.subscribe();
         let api = crate::api::ApiState::new(
             agent.config_updates(),
-            commands.clone(),
+            commands,
             agent.reports(),
             agent.store(),
             Arc::clone(&status),
@@ -203,7 +203,6 @@ impl Assembly {
         Ok(Running {
             addr,
             views,
-            commands,
             reloads,
             stop,
             task,
@@ -216,7 +215,7 @@ pub struct Running {
     /// Where the server listens (the real port when `server.listen` asked for 0).
     pub addr: SocketAddr,
     views: watch::Receiver<Option<Arc<CheckView>>>,
-    commands: mpsc::Sender<Command>,
+    /// One queued reload covers any asked for before it runs.
     reloads: mpsc::Sender<()>,
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
@@ -226,17 +225,6 @@ impl Running {
     /// Follows finished checks.
     pub fn views(&self) -> watch::Receiver<Option<Arc<CheckView>>> {
         self.views.clone()
-    }
-
-    /// Requests for the agent's loop (manual checks, admin actions).
-    pub fn commands(&self) -> mpsc::Sender<Command> {
-        self.commands.clone()
-    }
-
-    /// As SIGHUP: reload the config, then check at once.
-    pub fn reload(&self) {
-        // One queued reload covers any asked for before it runs.
-        let _ = self.reloads.try_send(());
     }
 
     /// Asks for shutdown and waits until the agent and its server stopped.

@@ -1077,7 +1077,7 @@ async fn start_and_see_it_checked(
 /// write the same one with and without trailing zeros (`.760Z`, `.76Z`).
 fn instant(v: &Value) -> SystemTime {
     let text = v.as_str().unwrap_or_else(|| panic!("not a time: {v}"));
-    humantime::parse_rfc3339(text).unwrap_or_else(|e| panic!("`{text}`: {e}"))
+    rfc3339(text).unwrap_or_else(|| panic!("`{text}` is not an RFC 3339 time"))
 }
 
 /// The restart case, against the real Prometheus and Alertmanager: a bot
